@@ -1,0 +1,83 @@
+"""Typed errors raised by the Camb.ai provider.
+
+Every error carries the facts a DAG author needs to act on it (status code, endpoint, run IDs,
+task status) as attributes, and a message that is readable on its own in a task log.
+None of them ever holds the API key.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+class CambError(Exception):
+    """Base class of every error raised by this provider."""
+
+
+class CambConnectionConfigError(CambError):
+    """The ``camb`` connection is unusable as configured (no API key, a bad extra field...)."""
+
+
+class CambAPIError(CambError):
+    """The Camb.ai API answered with an error, or could not be reached at all.
+
+    :param message: the server's message, rendered for people (already free of secrets).
+    :param status_code: the HTTP status, or ``None`` when no answer arrived (connection error, timeout).
+    :param endpoint: the request as ``"<METHOD> <path>"``, e.g. ``"POST /tts-results"``.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None, endpoint: str) -> None:
+        self.message = message
+        self.status_code = status_code
+        self.endpoint = endpoint
+        where = f"{endpoint} failed" if status_code is None else f"{endpoint} returned HTTP {status_code}"
+        super().__init__(f"Camb.ai {where}: {message}")
+
+    def __reduce__(self) -> tuple[object, tuple[type[CambAPIError], str, int | None, str]]:
+        # Keyword-only arguments break default pickling, which errors need to cross processes.
+        return (_rebuild_api_error, (type(self), self.message, self.status_code, self.endpoint))
+
+
+class CambAuthError(CambAPIError):
+    """Camb.ai rejected the API key (HTTP 401 or 403). Retrying cannot help."""
+
+
+def _rebuild_api_error(
+    cls: type[CambAPIError], message: str, status_code: int | None, endpoint: str
+) -> CambAPIError:
+    return cls(message, status_code=status_code, endpoint=endpoint)
+
+
+class CambRunsMissingError(CambError):
+    """Some requested run IDs came back without an audio URL.
+
+    Nothing is dropped silently: the URLs that did arrive travel with the error, so a caller can
+    still deliver them.
+
+    :param urls: ``run_id -> URL`` for every run that was delivered, in request order.
+    :param missing: ``run_id -> reason`` for every run that was not (reason ``None`` when the API
+        gave none).
+    """
+
+    def __init__(self, urls: Mapping[int, str], missing: Mapping[int, str | None]) -> None:
+        self.urls = dict(urls)
+        self.missing = dict(missing)
+        super().__init__(
+            f"Camb.ai returned no audio URL for {len(self.missing)} of "
+            f"{len(self.urls) + len(self.missing)} run IDs: {describe_missing(self.missing)}"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[dict[int, str], dict[int, str | None]]]:
+        return (type(self), (self.urls, self.missing))
+
+
+class CambTaskFailedError(CambError):
+    """A Camb.ai TTS task ended in a failure state (``ERROR``, ``TIMEOUT``, ``PAYMENT_REQUIRED``)."""
+
+
+def describe_missing(missing: Mapping[int, str | None]) -> str:
+    """Render ``run_id -> reason`` as ``"7 (reason); 9 (no reason given)"`` for error messages."""
+    return "; ".join(f"{run_id} ({reason or 'no reason given'})" for run_id, reason in missing.items())

@@ -1,0 +1,448 @@
+"""CambHook: the one place that speaks HTTP to the Camb.ai API."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import requests
+import tenacity
+from airflow.sdk import BaseHook
+
+from airflow_provider_camb import __version__
+from airflow_provider_camb.exceptions import (
+    CambAPIError,
+    CambAuthError,
+    CambConnectionConfigError,
+    CambRunsMissingError,
+)
+from airflow_provider_camb.redaction import redact_url, scrub_secret
+from airflow_provider_camb.retry_policy import RETRYABLE_STATUS_CODES, WaitRetryAfterOrBackoff
+from airflow_provider_camb.run_ids import normalise_run_ids, plan_chunks
+from airflow_provider_camb.task_status import CambTaskStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow.sdk import Connection
+
+DEFAULT_BASE_URL = "https://client.camb.ai/apis"
+DEFAULT_TIMEOUT_SECONDS = 60.0
+DEFAULT_MAX_RETRIES = 5
+USER_AGENT = f"airflow-provider-camb/{__version__}"
+
+# The answers that mean "these run IDs are not servable", as opposed to "the service is unwell".
+ID_REJECTION_STATUS_CODES = frozenset({400, 404, 422})
+
+
+@dataclass(frozen=True)
+class CambConnectionSettings:
+    """What the hook needs from the ``camb`` connection, checked once."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    timeout: float
+    max_retries: int
+
+
+class CambHook(BaseHook):
+    """Talks to the Camb.ai REST API with the API key from a ``camb`` connection.
+
+    One keep-alive HTTP session per hook; every request has a timeout; connection errors,
+    timeouts, 408, 429 and 5xx are retried with exponential backoff and jitter, honouring
+    ``Retry-After``; any other error raises :class:`~airflow_provider_camb.exceptions.CambAPIError`.
+
+    :param camb_conn_id: the Airflow connection holding the API key (password field) and,
+        optionally, the API base URL (host field; default ``https://client.camb.ai/apis``).
+    :param timeout: seconds to wait for each response; overrides the connection's ``timeout``.
+    :param max_retries: retries after the first attempt; overrides the connection's ``max_retries``.
+    """
+
+    conn_name_attr = "camb_conn_id"
+    default_conn_name = "camb_default"
+    conn_type = "camb"
+    hook_name = "Camb.ai"
+
+    #: how the hook sleeps between retries; tests replace it to keep fast.
+    retry_sleep: ClassVar[Callable[[float], None]] = tenacity.nap.sleep
+
+    def __init__(
+        self,
+        camb_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.camb_conn_id = camb_conn_id
+        self._timeout_override = timeout
+        self._max_retries_override = max_retries
+        self._settings: CambConnectionSettings | None = None
+        self._session: requests.Session | None = None
+        self._session_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(camb_conn_id={self.camb_conn_id!r})"
+
+    # -- connection -----------------------------------------------------------------------
+
+    @property
+    def settings(self) -> CambConnectionSettings:
+        """The connection's settings, read on first use (never in ``__init__``: DAG parsing)."""
+        if self._settings is None:
+            self._settings = self._settings_from(self.get_connection(self.camb_conn_id))
+        return self._settings
+
+    async def aload_connection(self) -> CambConnectionSettings:
+        """Read the connection without blocking the event loop (for triggers)."""
+        if self._settings is None:
+            connection = await self.aget_connection(self.camb_conn_id)
+            self._settings = self._settings_from(connection)
+        return self._settings
+
+    def _settings_from(self, connection: Connection) -> CambConnectionSettings:
+        api_key = (connection.password or "").strip()
+        if not api_key:
+            raise CambConnectionConfigError(
+                f"The Camb.ai connection {self.camb_conn_id!r} has no API key: put the key in its "
+                "password field (labelled 'API Key' in the UI)."
+            )
+        extra = connection.extra_dejson
+        return CambConnectionSettings(
+            base_url=_normalise_base_url(connection.host),
+            api_key=api_key,
+            timeout=_positive_number(
+                self._timeout_override, extra.get("timeout"), DEFAULT_TIMEOUT_SECONDS, "timeout"
+            ),
+            max_retries=int(
+                _positive_number(
+                    self._max_retries_override,
+                    extra.get("max_retries"),
+                    DEFAULT_MAX_RETRIES,
+                    "max_retries",
+                    allow_zero=True,
+                )
+            ),
+        )
+
+    def get_conn(self) -> requests.Session:
+        """The hook's keep-alive session, carrying the API key and User-Agent headers."""
+        with self._session_lock:
+            if self._session is None:
+                session = requests.Session()
+                session.headers.update(
+                    {
+                        "x-api-key": self.settings.api_key,
+                        "User-Agent": USER_AGENT,
+                        "Accept": "application/json",
+                    }
+                )
+                self._session = session
+            return self._session
+
+    def close(self) -> None:
+        """Close the HTTP session (its pooled connections)."""
+        with self._session_lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key with one cheap read-only call that succeeds for any valid key."""
+        try:
+            languages = self._request("GET", "/source-languages").json()
+        except (CambAPIError, CambConnectionConfigError, ValueError) as err:
+            return False, str(err)
+        count = len(languages) if isinstance(languages, list) else "some"
+        return True, f"Connected to Camb.ai at {self.settings.base_url} ({count} source languages)."
+
+    # -- API calls ------------------------------------------------------------------------
+
+    def get_tts_task_status(self, task_id: str) -> CambTaskStatus:
+        """The status of one TTS task, from ``GET /tts/{task_id}``.
+
+        :param task_id: the ``task_id`` returned when the task was created.
+        """
+        task_id = str(task_id).strip()
+        if not task_id or "/" in task_id:
+            raise ValueError(f"Not a Camb.ai task ID: {task_id!r}")
+        response = self._request("GET", f"/tts/{task_id}")
+        try:
+            return CambTaskStatus.from_api(task_id, response.json())
+        except ValueError as err:
+            raise CambAPIError(
+                str(err), status_code=response.status_code, endpoint="GET /tts/{task_id}"
+            ) from err
+
+    def get_tts_result_url(self, run_id: int | str) -> str:
+        """A fresh signed audio URL for one run, from ``GET /tts-result/{run_id}?output_type=file_url``.
+
+        :param run_id: a positive integer run ID (a numeric string is accepted).
+        """
+        (checked,) = normalise_run_ids([run_id])
+        url, reason = self._single_result_url(checked)
+        if url is None:
+            raise CambRunsMissingError({}, {checked: reason})
+        return url
+
+    def _single_result_url(self, run_id: int) -> tuple[str | None, str | None]:
+        """``(url, None)``, or ``(None, reason)`` when the API says this run cannot be served."""
+        try:
+            response = self._request("GET", f"/tts-result/{run_id}", params={"output_type": "file_url"})
+        except CambAPIError as err:
+            if err.status_code not in ID_REJECTION_STATUS_CODES:
+                raise
+            return None, err.message
+        return _url_from_value(_json(response, "GET /tts-result/{run_id}"))
+
+    def get_tts_results(self, run_ids: object) -> dict[int, str]:
+        """Audio URLs for any number of runs, in the fewest calls the API allows.
+
+        IDs are validated before any request, de-duplicated (order kept) and sent to
+        ``POST /tts-results`` in chunks of 2 to 5; a lone ID goes to the single-run endpoint.
+        A chunk rejected because of its IDs is retried one ID at a time, so good runs still come
+        back and each bad one is named with the API's reason.
+
+        :param run_ids: one run ID or an iterable of them (ints or numeric strings).
+        :return: ``run_id -> URL`` in input order.
+        :raises InvalidRunIdsError: for invalid input, before any request.
+        :raises CambRunsMissingError: if any run came back without a URL; it carries the URLs
+            that did come back.
+        """
+        ids = normalise_run_ids(run_ids)
+        urls: dict[int, str] = {}
+        missing: dict[int, str | None] = {}
+        for chunk in plan_chunks(ids):
+            if len(chunk) == 1:
+                self._fetch_one_by_one(chunk, urls, missing)
+                continue
+            try:
+                response = self._request("POST", "/tts-results", json={"run_ids": chunk})
+            except CambAPIError as err:
+                if err.status_code not in ID_REJECTION_STATUS_CODES:
+                    raise
+                self.log.warning(
+                    "Camb.ai rejected run IDs %s together (HTTP %s: %s); asking for each on its own.",
+                    chunk,
+                    err.status_code,
+                    err.message,
+                )
+                self._fetch_one_by_one(chunk, urls, missing)
+                continue
+            found, not_found = _parse_bulk_answer(_json(response, "POST /tts-results"), chunk)
+            urls.update(found)
+            missing.update(not_found)
+            self.log.info("Camb.ai run IDs %s: %d of %d audio URLs returned.", chunk, len(found), len(chunk))
+        ordered_urls = {run_id: urls[run_id] for run_id in ids if run_id in urls}
+        if missing:
+            raise CambRunsMissingError(
+                ordered_urls, {run_id: missing[run_id] for run_id in ids if run_id in missing}
+            )
+        return ordered_urls
+
+    def _fetch_one_by_one(
+        self, run_ids: list[int], urls: dict[int, str], missing: dict[int, str | None]
+    ) -> None:
+        for run_id in run_ids:
+            url, reason = self._single_result_url(run_id)
+            if url is None:
+                missing[run_id] = reason
+            else:
+                urls[run_id] = url
+            self.log.info(
+                "Camb.ai run ID %s: %s.", run_id, "audio URL returned" if url else f"no URL ({reason})"
+            )
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    def _request(
+        self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None
+    ) -> requests.Response:
+        """Send one API request with retries; return the 2xx response or raise CambAPIError."""
+        settings = self.settings
+        session = self.get_conn()
+        url = f"{settings.base_url}{path}"
+        endpoint = f"{method} {_path_template(path)}"
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(settings.max_retries + 1),
+            wait=WaitRetryAfterOrBackoff(),
+            retry=(
+                tenacity.retry_if_exception_type((requests.ConnectionError, requests.Timeout))
+                | tenacity.retry_if_result(lambda response: response.status_code in RETRYABLE_STATUS_CODES)
+            ),
+            before_sleep=lambda state: self._log_retry(state, endpoint, settings.max_retries),
+            # Out of attempts: hand back the last response (or raise the last error) as is.
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            sleep=type(self).retry_sleep,
+        )
+        try:
+            response: requests.Response = retrying(
+                session.request,
+                method,
+                url,
+                params=params,
+                json=json,
+                timeout=(min(10.0, settings.timeout), settings.timeout),
+            )
+        except requests.Timeout as err:
+            raise CambAPIError(
+                f"no answer within {settings.timeout:g} s after {settings.max_retries + 1} attempts "
+                f"({type(err).__name__})",
+                status_code=None,
+                endpoint=endpoint,
+            ) from None
+        except requests.RequestException as err:
+            raise CambAPIError(
+                f"could not reach {redact_url(url)} after {settings.max_retries + 1} attempts "
+                f"({type(err).__name__})",
+                status_code=None,
+                endpoint=endpoint,
+            ) from None
+        if response.status_code >= 400:
+            raise _api_error(response, endpoint, settings.api_key)
+        return response
+
+    def _log_retry(self, state: tenacity.RetryCallState, endpoint: str, max_retries: int) -> None:
+        outcome = state.outcome
+        if outcome is None:
+            return
+        cause = (
+            type(outcome.exception()).__name__ if outcome.failed else f"HTTP {outcome.result().status_code}"
+        )
+        delay = state.next_action.sleep if state.next_action else 0.0
+        self.log.warning(
+            "Camb.ai %s: %s; retry %d of %d in %.1f s.",
+            endpoint,
+            cause,
+            state.attempt_number,
+            max_retries,
+            delay,
+        )
+
+
+# -- helpers (module level: pure, testable) ---------------------------------------------------
+
+
+def _normalise_base_url(host: str | None) -> str:
+    host = (host or "").strip()
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host:
+        host = f"https://{host}"
+    return host.rstrip("/")
+
+
+def _positive_number(
+    override: float | None, from_extra: object, default: float, name: str, *, allow_zero: bool = False
+) -> float:
+    value = override if override is not None else from_extra
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0 or (number == 0 and not allow_zero) or isinstance(value, bool):
+        raise CambConnectionConfigError(
+            f"Camb.ai connection field {name!r} must be a positive number, got {value!r}"
+        )
+    return number
+
+
+def _path_template(path: str) -> str:
+    """``/tts/abc`` -> ``/tts/{task_id}``: endpoints in errors read like the API docs."""
+    if path.startswith("/tts/"):
+        return "/tts/{task_id}"
+    if path.startswith("/tts-result/"):
+        return "/tts-result/{run_id}"
+    return path
+
+
+def _json(response: requests.Response, endpoint: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise CambAPIError(
+            f"expected JSON, got {response.headers.get('Content-Type', 'no content type')}: "
+            f"{_shorten(response.text)}",
+            status_code=response.status_code,
+            endpoint=endpoint,
+        ) from None
+
+
+def _url_from_value(value: Any) -> tuple[str | None, str | None]:
+    """Accept both documented value shapes: ``"<url>"`` and ``{"output_url": "<url>"}``."""
+    if isinstance(value, str) and value.strip():
+        return value.strip(), None
+    if isinstance(value, dict):
+        url = value.get("output_url")
+        if isinstance(url, str) and url.strip():
+            return url.strip(), None
+        for key in ("detail", "error", "message", "status"):
+            if value.get(key):
+                return None, str(value[key])
+    if value is None:
+        return None, "the API returned no URL"
+    return None, f"unexpected value {_shorten(str(value))}"
+
+
+def _parse_bulk_answer(answer: Any, chunk: list[int]) -> tuple[dict[int, str], dict[int, str | None]]:
+    if not isinstance(answer, dict):
+        raise CambAPIError(
+            f"expected an object keyed by run ID, got {_shorten(str(answer))}",
+            status_code=200,
+            endpoint="POST /tts-results",
+        )
+    by_id = {str(key).strip(): value for key, value in answer.items()}
+    found: dict[int, str] = {}
+    missing: dict[int, str | None] = {}
+    for run_id in chunk:
+        if str(run_id) not in by_id:
+            missing[run_id] = "left out of the POST /tts-results answer"
+            continue
+        url, reason = _url_from_value(by_id[str(run_id)])
+        if url is None:
+            missing[run_id] = reason
+        else:
+            found[run_id] = url
+    return found, missing
+
+
+def _api_error(response: requests.Response, endpoint: str, api_key: str) -> CambAPIError:
+    message = scrub_secret(_error_message(response), api_key)
+    if response.status_code in (401, 403):
+        return CambAuthError(
+            f"the API key was rejected ({message}). Check the password of the Camb.ai connection.",
+            status_code=response.status_code,
+            endpoint=endpoint,
+        )
+    return CambAPIError(message, status_code=response.status_code, endpoint=endpoint)
+
+
+def _error_message(response: requests.Response) -> str:
+    """The server's own words: FastAPI ``detail`` lists rendered as ``loc: msg``, else the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return _shorten(response.text) or response.reason or "no message"
+    if isinstance(body, dict):
+        detail = body.get("detail", body.get("error", body.get("message")))
+        if isinstance(detail, list):
+            return "; ".join(_render_validation_item(item) for item in detail) or "validation error"
+        if detail is not None:
+            return _shorten(str(detail))
+    return _shorten(str(body))
+
+
+def _render_validation_item(item: Any) -> str:
+    if not isinstance(item, dict):
+        return _shorten(str(item))
+    location = ".".join(str(part) for part in item.get("loc", []) if part != "body")
+    message = str(item.get("msg", "invalid"))
+    return f"{location}: {message}" if location else message
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
