@@ -6,8 +6,10 @@ imported; the emulator's pytest plugin (loaded earlier) never imports Airflow.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +38,20 @@ def _instant_retries(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     slept: list[float] = []
     monkeypatch.setattr(CambHook, "retry_sleep", staticmethod(slept.append))
     return slept
+
+
+@pytest.fixture
+def logs(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Callable[[], str]:
+    """Everything logged so far: Airflow's structlog writes to the terminal, stdlib logging to caplog."""
+    caplog.set_level(logging.DEBUG)
+    seen: list[str] = []
+
+    def read() -> str:
+        out, err = capfd.readouterr()
+        seen.extend([out, err])
+        return "".join(seen) + caplog.text
+
+    return read
 
 
 @pytest.fixture(scope="session")
