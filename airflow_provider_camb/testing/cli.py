@@ -1,0 +1,152 @@
+"""``camb-emulator``: run the local Camb.ai API emulator from a shell.
+
+Prints the base URL and a ready ``export AIRFLOW_CONN_CAMB_DEFAULT=...`` line, optionally seeds
+demo tasks and runs, and serves until Ctrl-C or SIGTERM (then exits 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_camb.testing.emulator import ENDPOINTS, CambEmulator
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def _fault(spec: str) -> tuple[str, int, int, float | None]:
+    # ENDPOINT:STATUS[:COUNT[:RETRY_AFTER]]
+    parts = spec.split(":")
+    if not 2 <= len(parts) <= 4:
+        raise argparse.ArgumentTypeError("expected ENDPOINT:STATUS[:COUNT[:RETRY_AFTER]]")
+    try:
+        count = int(parts[2]) if len(parts) > 2 else 1
+        retry_after = float(parts[3]) if len(parts) > 3 else None
+        return parts[0], int(parts[1]), count, retry_after
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _latency(spec: str) -> tuple[str, float, int | None]:
+    # ENDPOINT:SECONDS[:COUNT]
+    parts = spec.split(":")
+    if not 2 <= len(parts) <= 3:
+        raise argparse.ArgumentTypeError("expected ENDPOINT:SECONDS[:COUNT]")
+    try:
+        return parts[0], float(parts[1]), int(parts[2]) if len(parts) > 2 else None
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser (exposed for documentation tools)."""
+    parser = argparse.ArgumentParser(
+        prog="camb-emulator",
+        description="Serve a local Camb.ai TTS API emulator on 127.0.0.1.",
+        epilog=f"Endpoint names for --fail/--latency: {', '.join(ENDPOINTS)}, or '*'.",
+    )
+    parser.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one (default 8080)")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--api-key", default="test-api-key", help="key clients must send as x-api-key")
+    parser.add_argument("--seed-demo", type=int, default=0, metavar="N", help="create N demo TTS tasks")
+    parser.add_argument(
+        "--pending-polls",
+        type=int,
+        default=0,
+        metavar="K",
+        help="polls answering PENDING before SUCCESS (seeded tasks and tasks created via POST /tts)",
+    )
+    parser.add_argument("--size-bytes", type=int, default=None, help="exact size of each seeded audio file")
+    parser.add_argument("--audio-format", choices=("flac", "wav"), default="flac")
+    parser.add_argument("--url-ttl", type=float, default=3600.0, help="signed URL lifetime in seconds")
+    parser.add_argument("--bulk-missing", choices=("omit", "reject"), default="omit")
+    parser.add_argument("--bulk-value-shape", choices=("url", "object"), default="url")
+    parser.add_argument("--unknown-task-status", type=int, choices=(404, 422), default=404)
+    parser.add_argument(
+        "--fail",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="ENDPOINT:STATUS[:COUNT[:RETRY_AFTER]]",
+        help="fail the first COUNT requests to ENDPOINT (repeatable)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=_latency,
+        action="append",
+        default=[],
+        metavar="ENDPOINT:SECONDS[:COUNT]",
+        help="delay requests to ENDPOINT; 'download' delays before the first byte (repeatable)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until interrupted.
+
+    :param argv: arguments without the program name; ``sys.argv[1:]`` when ``None``.
+    :return: the process exit code.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        emu = CambEmulator(api_key=args.api_key, port=args.port, host=args.host)
+    except ValueError as err:
+        print(f"camb-emulator: {err}", file=sys.stderr)
+        return 2
+    emu.url_ttl = args.url_ttl
+    emu.bulk_missing = args.bulk_missing
+    emu.bulk_value_shape = args.bulk_value_shape
+    emu.unknown_task_status = args.unknown_task_status
+    emu.default_pending_polls = args.pending_polls
+    try:
+        for endpoint, status, count, retry_after in args.fail:
+            emu.fail_next(endpoint, count=count, status=status, retry_after=retry_after)
+        for endpoint, seconds, count in args.latency:
+            emu.add_latency(endpoint, seconds, count=count)
+    except ValueError as err:
+        print(f"camb-emulator: {err}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        stop.set()
+
+    # Both signals only set a flag: the main thread then stops the server in an orderly way.
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        emu.start()
+    except OSError as err:
+        print(f"camb-emulator: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
+        return 1
+    try:
+        print(f"Camb.ai emulator listening on {emu.base_url}", flush=True)
+        print(f"API key: {emu.api_key}")
+        print(f"export AIRFLOW_CONN_CAMB_DEFAULT={shlex.quote(emu.connection_uri_json())}")
+        if args.seed_demo:
+            task_ids = emu.add_tts_tasks(
+                args.seed_demo,
+                pending_polls=args.pending_polls,
+                size_bytes=args.size_bytes,
+                audio_format=args.audio_format,
+            )
+            print(f"Seeded {len(task_ids)} TTS tasks (task_id: run_id on success):")
+            for task_id in task_ids:
+                print(f"  {task_id} -> {emu.run_id_for_task(task_id)}")
+        print("Press Ctrl-C to stop.", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+    print("Camb.ai emulator stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
