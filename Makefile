@@ -40,7 +40,7 @@ docs: $(INSTALLED)
 test: lint typecheck docs pytest
 
 demo: $(INSTALLED)
-	$(BIN)/python -m bench_demo_placeholder
+	$(BIN)/python scripts/demo.py
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/run_all.py
