@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 import tenacity
@@ -110,20 +111,10 @@ class CambHook(BaseHook):
             )
         extra = connection.extra_dejson
         return CambConnectionSettings(
-            base_url=_normalise_base_url(connection.host),
+            base_url=_base_url(connection.host, connection.port, connection.schema),
             api_key=api_key,
-            timeout=_positive_number(
-                self._timeout_override, extra.get("timeout"), DEFAULT_TIMEOUT_SECONDS, "timeout"
-            ),
-            max_retries=int(
-                _positive_number(
-                    self._max_retries_override,
-                    extra.get("max_retries"),
-                    DEFAULT_MAX_RETRIES,
-                    "max_retries",
-                    allow_zero=True,
-                )
-            ),
+            timeout=_timeout_seconds(self._timeout_override, extra.get("timeout")),
+            max_retries=_retry_count(self._max_retries_override, extra.get("max_retries")),
         )
 
     def get_conn(self) -> requests.Session:
@@ -165,9 +156,10 @@ class CambHook(BaseHook):
         :param task_id: the ``task_id`` returned when the task was created.
         """
         task_id = str(task_id).strip()
-        if not task_id or "/" in task_id:
-            raise ValueError(f"Not a Camb.ai task ID: {task_id!r}")
-        response = self._request("GET", f"/tts/{task_id}")
+        if not task_id:
+            raise ValueError("A Camb.ai task ID cannot be empty.")
+        # Quoted whole, so no character of an ID ("/", "?", "#") can change which URL is asked.
+        response = self._request("GET", f"/tts/{quote(task_id, safe='')}")
         try:
             return CambTaskStatus.from_api(task_id, response.json())
         except ValueError as err:
@@ -324,30 +316,51 @@ class CambHook(BaseHook):
 # -- helpers (module level: pure, testable) ---------------------------------------------------
 
 
-def _normalise_base_url(host: str | None) -> str:
+def _base_url(host: str | None, port: int | None, schema: str | None) -> str:
+    """The API root from the connection's host, plus the port and path a URI-form connection puts apart.
+
+    ``camb://:key@client.camb.ai/apis`` arrives as host ``client.camb.ai`` and schema ``apis``.
+    """
     host = (host or "").strip()
     if not host:
         return DEFAULT_BASE_URL
     if "://" not in host:
         host = f"https://{host}"
-    return host.rstrip("/")
+    parts = urlsplit(host)
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    path = parts.path.rstrip("/")
+    if not path and schema and schema.strip("/"):
+        path = "/" + schema.strip("/")
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
-def _positive_number(
-    override: float | None, from_extra: object, default: float, name: str, *, allow_zero: bool = False
-) -> float:
+def _timeout_seconds(override: float | None, from_extra: object) -> float:
     value = override if override is not None else from_extra
     if value is None or value == "":
-        return default
+        return DEFAULT_TIMEOUT_SECONDS
     try:
-        number = float(value)  # type: ignore[arg-type]
+        seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        number = -1.0
-    if number < 0 or (number == 0 and not allow_zero) or isinstance(value, bool):
+        seconds = 0.0
+    if isinstance(value, bool) or not seconds > 0:
         raise CambConnectionConfigError(
-            f"Camb.ai connection field {name!r} must be a positive number, got {value!r}"
+            f"Camb.ai connection field 'timeout' must be a number of seconds > 0, got {value!r}"
         )
-    return number
+    return seconds
+
+
+def _retry_count(override: int | None, from_extra: object) -> int:
+    value = override if override is not None else from_extra
+    if value is None or value == "":
+        return DEFAULT_MAX_RETRIES
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise CambConnectionConfigError(
+            f"Camb.ai connection field 'max_retries' must be a whole number >= 0, got {value!r}"
+        )
+    return int(text)
 
 
 def _path_template(path: str) -> str:

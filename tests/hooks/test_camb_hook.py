@@ -432,3 +432,40 @@ def test_errors_survive_pickling_with_their_facts():
     missing = pickle.loads(pickle.dumps(CambRunsMissingError({1: "u"}, {2: None})))
     assert (missing.urls, missing.missing) == ({1: "u"}, {2: None})
     assert json.dumps(missing.missing)  # JSON-safe for XCom
+
+
+@pytest.mark.parametrize(
+    ("connection", "base_url"),
+    [
+        ({"host": "client.camb.ai", "schema": "apis"}, "https://client.camb.ai/apis"),
+        ({"host": "http://127.0.0.1", "port": 8080, "schema": "apis"}, "http://127.0.0.1:8080/apis"),
+        ({"host": "https://proxy.test/camb/apis/"}, "https://proxy.test/camb/apis"),
+        ({"host": "http://127.0.0.1:9/apis", "port": 1234}, "http://127.0.0.1:9/apis"),
+    ],
+)
+def test_base_url_is_assembled_from_host_port_and_schema(monkeypatch, connection, base_url):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CAMB_DEFAULT", json.dumps({"conn_type": "camb", "password": "k", **connection})
+    )
+    assert CambHook().settings.base_url == base_url
+
+
+def test_a_uri_form_connection_keeps_its_api_path(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_CAMB_DEFAULT", "camb://:my-key@client.camb.ai/apis")
+    settings = CambHook().settings
+    assert (settings.base_url, settings.api_key) == ("https://client.camb.ai/apis", "my-key")
+
+
+def test_max_retries_must_be_a_whole_number(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CAMB_DEFAULT",
+        json.dumps({"conn_type": "camb", "password": "k", "extra": {"max_retries": 2.5}}),
+    )
+    with pytest.raises(CambConnectionConfigError, match="whole number"):
+        CambHook().settings  # noqa: B018
+
+
+def test_a_task_id_cannot_change_the_url_it_is_asked_at(camb_connection, requests_mock):
+    requests_mock.get(f"{BASE_URL}/tts/a%2F..%3Fx%23y", json={"status": "PENDING"})
+    assert CambHook().get_tts_task_status("a/..?x#y").status == "PENDING"
+    assert requests_mock.request_history[0].path == "/apis/tts/a%2f..%3fx%23y"
