@@ -74,10 +74,6 @@ class CambRunsMissingError(CambError):
         return (type(self), (self.urls, self.missing))
 
 
-class CambTaskFailedError(CambError):
-    """A Camb.ai TTS task ended in a failure state (``ERROR``, ``TIMEOUT``, ``PAYMENT_REQUIRED``)."""
-
-
 def describe_missing(missing: Mapping[int, str | None]) -> str:
     """Render ``run_id -> reason`` as ``"7 (reason); 9 (no reason given)"`` for error messages."""
     return "; ".join(f"{run_id} ({reason or 'no reason given'})" for run_id, reason in missing.items())
