@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import struct
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,6 +30,8 @@ AUDIO_FORMATS = ("flac", "wav")
 CONTENT_TYPES = {"flac": "audio/flac", "wav": "audio/wav"}
 
 _AMPLITUDE = 0.3 * 32767
+
+_File = TypeVar("_File", bound="AudioFile")
 
 
 def _make_crc8_table() -> list[int]:
@@ -207,6 +209,23 @@ class AudioFile:
         """Length of the audio."""
         return self.n_samples / self.sample_rate
 
+    @classmethod
+    def for_size(cls: type[_File], seed: int, sample_rate: int, size_bytes: int) -> _File:
+        """A file of exactly ``size_bytes`` bytes.
+
+        :param seed: selects the tone.
+        :param sample_rate: samples per second.
+        :param size_bytes: the exact file size, at least :data:`MIN_SIZE_BYTES`.
+        """
+        if size_bytes < MIN_SIZE_BYTES:
+            raise ValueError(f"size_bytes must be at least {MIN_SIZE_BYTES}")
+        return cls._fit(seed, sample_rate, size_bytes)
+
+    @classmethod
+    def _fit(cls: type[_File], seed: int, sample_rate: int, size_bytes: int) -> _File:
+        # The format's own sizing, for a size already checked against MIN_SIZE_BYTES.
+        raise NotImplementedError
+
     def iter_bytes(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Yield the bytes ``[start, end)`` of the file in chunks of about :data:`CHUNK_SIZE`.
 
@@ -256,15 +275,8 @@ class FlacFile(AudioFile):
         self.size = len(self.header) + self.audio_bytes(n_samples)
 
     @classmethod
-    def for_size(cls, seed: int, sample_rate: int, size_bytes: int) -> FlacFile:
-        """A file of exactly ``size_bytes`` bytes: as many samples as fit, then PADDING.
-
-        :param seed: selects the tone.
-        :param sample_rate: samples per second.
-        :param size_bytes: the exact file size, at least :data:`MIN_SIZE_BYTES`.
-        """
-        if size_bytes < MIN_SIZE_BYTES:
-            raise ValueError(f"size_bytes must be at least {MIN_SIZE_BYTES}")
+    def _fit(cls, seed: int, sample_rate: int, size_bytes: int) -> FlacFile:
+        # As many samples as fit, then a PADDING block for the rest.
         header = 4 + 4 + 34
         budget = size_bytes - header
         lo, hi = 1, budget // 2 + 1  # every sample takes two bytes, so this bounds the search
@@ -446,15 +458,7 @@ class WavFile(AudioFile):
         self._tile = _wav_tile(tone_cycles(seed))
 
     @classmethod
-    def for_size(cls, seed: int, sample_rate: int, size_bytes: int) -> WavFile:
-        """A file of exactly ``size_bytes`` bytes.
-
-        :param seed: selects the tone.
-        :param sample_rate: samples per second.
-        :param size_bytes: the exact file size, at least :data:`MIN_SIZE_BYTES`.
-        """
-        if size_bytes < MIN_SIZE_BYTES:
-            raise ValueError(f"size_bytes must be at least {MIN_SIZE_BYTES}")
+    def _fit(cls, seed: int, sample_rate: int, size_bytes: int) -> WavFile:
         budget = size_bytes - cls.HEADER_SIZE
         if budget % 2 == 0:
             return cls(seed, sample_rate, budget // 2)
@@ -488,6 +492,9 @@ def _wav_tile(cycles: int) -> bytes:
     return block * (CHUNK_SIZE // len(block) + 1)
 
 
+_FILE_CLASSES: dict[str, type[AudioFile]] = {"flac": FlacFile, "wav": WavFile}
+
+
 def make_audio(
     seed: int,
     *,
@@ -504,12 +511,9 @@ def make_audio(
     :param size_bytes: exact file size; when given, ``duration_seconds`` is ignored.
     :param duration_seconds: length of the audio when no size is given (at least one sample).
     """
-    if audio_format == "flac":
-        if size_bytes is not None:
-            return FlacFile.for_size(seed, sample_rate, size_bytes)
-        return FlacFile(seed, sample_rate, max(1, round(duration_seconds * sample_rate)))
-    if audio_format == "wav":
-        if size_bytes is not None:
-            return WavFile.for_size(seed, sample_rate, size_bytes)
-        return WavFile(seed, sample_rate, max(1, round(duration_seconds * sample_rate)))
-    raise ValueError(f"audio_format must be one of {AUDIO_FORMATS}, not {audio_format!r}")
+    if audio_format not in AUDIO_FORMATS:
+        raise ValueError(f"audio_format must be one of {AUDIO_FORMATS}, not {audio_format!r}")
+    kind = _FILE_CLASSES[audio_format]
+    if size_bytes is not None:
+        return kind.for_size(seed, sample_rate, size_bytes)
+    return kind(seed, sample_rate, max(1, round(duration_seconds * sample_rate)))

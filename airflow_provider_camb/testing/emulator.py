@@ -4,57 +4,54 @@ One :class:`CambEmulator` is one HTTP server on 127.0.0.1 (standard library only
 the endpoints the provider uses, hands out audio behind signed, expiring URLs on a second path
 of the same server, and can be told to misbehave (rate limits, 5xx, latency, broken downloads).
 Everything a test might want to check lands in a journal, which never holds the API key.
+
+This module holds the emulator's state (tasks, runs) and the API's behaviour; the HTTP
+plumbing, fault schedule, journal, URL signing, request validation and catalogue live in the
+private modules next to it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import re
-import secrets
-import socket
-import socketserver
-import struct
 import threading
 import time
 import uuid
 import zlib
-from collections import deque
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from itertools import count as _count
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_camb.testing._audio import AUDIO_FORMATS, AudioFile, make_audio
+from airflow_provider_camb.testing._catalogue import SOURCE_LANGUAGES, TARGET_LANGUAGES, VOICES
+from airflow_provider_camb.testing._faults import FaultSchedule
+from airflow_provider_camb.testing._http import (
+    Response,
+    Server,
+    audio_response,
+    detail,
+    json_response,
+    s3_error,
+)
+from airflow_provider_camb.testing._journal import Journal, JournalEntry
+from airflow_provider_camb.testing._routes import API_PREFIX, ENDPOINTS, FILES_PREFIX, route
+from airflow_provider_camb.testing._signing import UrlSigner
+from airflow_provider_camb.testing._validation import check_model, check_run_ids, error, is_int, validation
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from types import TracebackType
 
+__all__ = ["API_PREFIX", "ENDPOINTS", "FILES_PREFIX", "OUTCOMES", "CambEmulator", "JournalEntry"]
+
 log = logging.getLogger(__name__)
 
-#: Endpoint names accepted by the fault-injection methods and recorded in the journal.
-ENDPOINTS = (
-    "create_tts",
-    "tts_status",
-    "tts_result",
-    "tts_results",
-    "tts_stream",
-    "source_languages",
-    "target_languages",
-    "list_voices",
-    "download",
-)
 #: Terminal outcomes a seeded task can be scripted to reach.
 OUTCOMES = ("SUCCESS", "ERROR", "TIMEOUT", "PAYMENT_REQUIRED")
-
-API_PREFIX = "/apis"
-FILES_PREFIX = "/files/tts/"
 
 _DEFAULT_REASONS: dict[str, tuple[str, str]] = {
     "ERROR": ("PROCESSING_ERROR", "The text could not be synthesised."),
@@ -62,64 +59,10 @@ _DEFAULT_REASONS: dict[str, tuple[str, str]] = {
     "PAYMENT_REQUIRED": ("PAYMENT_REQUIRED", "Not enough credits to run this task."),
 }
 
-_SOURCE_LANGUAGES = [
-    {"id": 1, "language": "English (United States)", "short_name": "en-us"},
-    {"id": 2, "language": "English (United Kingdom)", "short_name": "en-uk"},
-    {"id": 54, "language": "Spanish (Spain)", "short_name": "es-es"},
-    {"id": 76, "language": "French (France)", "short_name": "fr-fr"},
-    {"id": 31, "language": "German (Germany)", "short_name": "de-de"},
-    {"id": 81, "language": "Hindi (India)", "short_name": "hi-in"},
-]
-_TARGET_LANGUAGES = [
-    *_SOURCE_LANGUAGES,
-    {"id": 87, "language": "Japanese (Japan)", "short_name": "ja-jp"},
-    {"id": 139, "language": "Chinese (Mandarin, Simplified)", "short_name": "zh-cn"},
-]
-_VOICES = [
-    {
-        "id": 20298,
-        "voice_name": "Ava",
-        "gender": 2,
-        "age": 30,
-        "language": 1,
-        "description": "warm, narration",
-    },
-    {"id": 20299, "voice_name": "Noah", "gender": 1, "age": 35, "language": 1, "description": "calm, news"},
-    {"id": 20300, "voice_name": "Lucia", "gender": 2, "age": 28, "language": 54, "description": "bright"},
-    {"id": 20301, "voice_name": "Arjun", "gender": 1, "age": 40, "language": 81, "description": "deep"},
-]
-
 # tts-stream formats the emulator can produce; the real enum also has mp3, adts and other PCM
 # layouts, which answer 422 here rather than bytes that only pretend to be those formats.
 _STREAM_FORMATS = ("wav", "flac", "pcm_s16le")
 _INT_PATH = re.compile(r"[+-]?\d+")
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    """One request as the emulator saw it.
-
-    :param method: HTTP method.
-    :param path: the full request path without the query string, e.g. ``/apis/tts-results``
-        or ``/files/tts/1001.flac``.
-    :param endpoint: endpoint name (see :data:`ENDPOINTS`), or ``"unknown"``.
-    :param query: query parameters (last value wins for repeated names).
-    :param json: the parsed JSON body, or ``None`` when there was none or it did not parse.
-    :param status: the status code answered.
-    :param api_key_sent: whether an ``x-api-key`` header was present at all (its value is never kept).
-    :param range: the ``Range`` header, if any.
-    :param time: wall-clock time the request arrived (``time.time()``).
-    """
-
-    method: str
-    path: str
-    endpoint: str
-    query: dict[str, str]
-    json: Any
-    status: int
-    api_key_sent: bool
-    range: str | None
-    time: float
 
 
 @dataclass
@@ -149,194 +92,6 @@ class _Run:
         if self.task is not None:
             return self.task.done(now)
         return self.finished
-
-
-@dataclass
-class _Failure:
-    status: int
-    remaining: int
-    retry_after: float | str | None
-    body: Any
-
-
-@dataclass
-class _Latency:
-    seconds: float
-    remaining: int | None
-
-
-@dataclass
-class _Response:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    # Audio responses stream [start, end) of a file instead of ``body``.
-    audio: AudioFile | None = None
-    start: int = 0
-    end: int = 0
-    # Download faults: stop after this many body bytes, then "reset" or "close".
-    cut_after: int | None = None
-    cut_mode: str = ""
-
-
-def _json_response(status: int, payload: Any, headers: list[tuple[str, str]] | None = None) -> _Response:
-    return _Response(status, json.dumps(payload).encode(), headers=headers or [])
-
-
-def _detail(status: int, message: str) -> _Response:
-    return _json_response(status, {"detail": message})
-
-
-def _validation(errors: list[dict[str, Any]]) -> _Response:
-    return _json_response(422, {"detail": errors})
-
-
-def _error(kind: str, loc: list[str | int], msg: str) -> dict[str, Any]:
-    # FastAPI/pydantic-v2 shape; the SDK's ValidationError model needs loc, msg and type.
-    return {"type": kind, "loc": loc, "msg": msg}
-
-
-def _is_int(value: Any) -> bool:
-    # JSON true/false arrive as bool, which Python counts as int; the API's models do not.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _s3_error(status: int, code: str, message: str) -> _Response:
-    # The download host imitates an object store, which answers in XML.
-    body = (
-        "<?xml version='1.0' encoding='UTF-8'?>"
-        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-    )
-    return _Response(status, body.encode(), content_type="application/xml")
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], emulator: CambEmulator) -> None:
-        self.emulator = emulator
-        self.open_connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls getfqdn(), a reverse DNS lookup that can stall for
-        # seconds on machines without a resolver; the name is never used here.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def close_open_connections(self) -> None:
-        # Idle keep-alive connections sit in a blocking read; without this they would keep
-        # answering after stop() and a test could talk to a "stopped" emulator.
-        with self.connections_lock:
-            conns = list(self.open_connections)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "CambEmulator/1.0"
-    sys_version = ""
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.open_connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.open_connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Tests start many emulators; the stdlib's stderr access log would drown their output.
-        log.debug("camb-emulator: %s", format % args)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_HEAD(self) -> None:
-        self._serve("HEAD")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(parts)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _serve(self, method: str) -> None:
-        try:
-            body = self._read_body()
-        except (ValueError, OSError):
-            self.close_connection = True
-            return
-        response = self.server.emulator._handle(
-            method, self.path, {k.lower(): v for k, v in self.headers.items()}, body
-        )
-        try:
-            self._write(method, response)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client hung up mid-body (a test cutting a download short): not our error.
-            self.close_connection = True
-
-    def _write(self, method: str, response: _Response) -> None:
-        length = response.end - response.start if response.audio is not None else len(response.body)
-        head = [f"HTTP/1.1 {response.status} {HTTPStatus(response.status).phrase}"]
-        head.append(f"Server: {self.server_version}")
-        head.append(f"Date: {self.date_time_string()}")
-        head.append(f"Content-Type: {response.content_type}")
-        head.append(f"Content-Length: {length}")
-        head.extend(f"{name}: {value}" for name, value in response.headers)
-        if response.cut_after is not None:
-            head.append("Connection: close")
-        header_bytes = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
-        if method == "HEAD":
-            self.wfile.write(header_bytes)
-            return
-        if response.audio is None:
-            # Headers and body in one write: two small writes would hit Nagle/delayed-ACK stalls.
-            self.wfile.write(header_bytes + response.body)
-            return
-        self.wfile.write(header_bytes)
-        limit = length if response.cut_after is None else min(response.cut_after, length)
-        for chunk in response.audio.iter_bytes(response.start, response.start + limit):
-            self.wfile.write(chunk)
-        if response.cut_after is not None:
-            self.close_connection = True
-            if response.cut_mode == "reset":
-                # Linger 0 makes close() send RST instead of FIN: a genuine connection reset.
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.connection.close()
 
 
 class CambEmulator:
@@ -379,12 +134,10 @@ class CambEmulator:
         self._tasks: dict[str, _Task] = {}
         self._runs: dict[int, _Run] = {}
         self._run_ids = _count(1001)
-        self._journal: list[JournalEntry] = []
-        self._failures: dict[str, deque[_Failure]] = {}
-        self._latencies: dict[str, list[_Latency]] = {}
-        self._download_cuts: deque[list[Any]] = deque()  # [mode, nbytes, remaining]
-        self._secret = secrets.token_bytes(32)
-        self._server: _Server | None = None
+        self._journal = Journal()
+        self._faults = FaultSchedule()
+        self._signer = UrlSigner()
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -394,7 +147,7 @@ class CambEmulator:
         with self._lock:
             if self._server is not None:
                 return self
-            server = _Server((self.host, self.port), self)
+            server = Server((self.host, self.port), self._handle)
             self.port = server.server_port
             self._server = server
             self._thread = threading.Thread(
@@ -648,13 +401,8 @@ class CambEmulator:
         """
         audio = self._audio(run_id)
         lifetime = self.url_ttl if ttl is None else ttl
-        expires = f"{time.time() + lifetime:.3f}"
         path = f"{FILES_PREFIX}{run_id}.{audio.audio_format}"
-        query = urlencode({"expires": expires, "signature": self._sign(path, expires)})
-        return f"{self.server_url}{path}?{query}"
-
-    def _sign(self, path: str, expires: str) -> str:
-        return hmac.new(self._secret, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
+        return f"{self.server_url}{path}?{self._signer.query(path, lifetime)}"
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -678,9 +426,7 @@ class CambEmulator:
         :param body: a JSON-able body (``str``/``bytes`` are sent as text); default
             ``{"detail": "<reason phrase>"}``.
         """
-        _check_endpoint(endpoint)
-        with self._lock:
-            self._failures.setdefault(endpoint, deque()).append(_Failure(status, count, retry_after, body))
+        self._faults.fail_next(endpoint, count, status, retry_after, body)
 
     def add_latency(self, endpoint: str, seconds: float, count: int | None = None) -> None:
         """Delay requests to ``endpoint`` by ``seconds`` before answering.
@@ -691,9 +437,7 @@ class CambEmulator:
         :param seconds: the delay.
         :param count: how many requests to delay; ``None`` for every request from now on.
         """
-        _check_endpoint(endpoint)
-        with self._lock:
-            self._latencies.setdefault(endpoint, []).append(_Latency(seconds, count))
+        self._faults.add_latency(endpoint, seconds, count)
 
     def reset_downloads_after(self, nbytes: int, count: int = 1) -> None:
         """The next ``count`` downloads send ``nbytes`` of body, then reset the connection (RST).
@@ -701,8 +445,7 @@ class CambEmulator:
         :param nbytes: body bytes sent before the reset.
         :param count: how many downloads (GETs of signed URLs) are cut.
         """
-        with self._lock:
-            self._download_cuts.append(["reset", nbytes, count])
+        self._faults.cut_downloads("reset", nbytes, count)
 
     def short_downloads(self, missing_bytes: int = 1, count: int = 1) -> None:
         """The next ``count`` downloads announce the full ``Content-Length`` but send
@@ -711,99 +454,54 @@ class CambEmulator:
         :param missing_bytes: how many bytes at the end are never sent.
         :param count: how many downloads are cut.
         """
-        with self._lock:
-            self._download_cuts.append(["short", missing_bytes, count])
+        self._faults.cut_downloads("short", missing_bytes, count)
 
     def clear_faults(self) -> None:
         """Drop every pending failure, latency and download cut."""
-        with self._lock:
-            self._failures.clear()
-            self._latencies.clear()
-            self._download_cuts.clear()
-
-    def _take_failure(self, endpoint: str) -> _Failure | None:
-        with self._lock:
-            for name in (endpoint, "*"):
-                queue = self._failures.get(name)
-                if queue:
-                    failure = queue[0]
-                    failure.remaining -= 1
-                    if failure.remaining <= 0:
-                        queue.popleft()
-                    return failure
-        return None
-
-    def _take_latency(self, endpoint: str) -> float:
-        delay = 0.0
-        with self._lock:
-            for name in (endpoint, "*"):
-                kept = []
-                for latency in self._latencies.get(name, []):
-                    delay += latency.seconds
-                    if latency.remaining is not None:
-                        latency.remaining -= 1
-                        if latency.remaining <= 0:
-                            continue
-                    kept.append(latency)
-                if name in self._latencies:
-                    self._latencies[name] = kept
-        return delay
-
-    def _take_download_cut(self) -> tuple[str, int] | None:
-        with self._lock:
-            if not self._download_cuts:
-                return None
-            cut = self._download_cuts[0]
-            cut[2] -= 1
-            if cut[2] <= 0:
-                self._download_cuts.popleft()
-            return cut[0], cut[1]
+        self._faults.clear()
 
     # -- journal ---------------------------------------------------------------------------
 
     @property
     def journal(self) -> list[JournalEntry]:
         """A copy of every request seen so far, oldest first."""
-        with self._lock:
-            return list(self._journal)
+        return self._journal.entries()
 
     def requests(self, endpoint: str) -> list[JournalEntry]:
         """The journal entries for one endpoint.
 
         :param endpoint: an endpoint name from :data:`ENDPOINTS` (or ``"unknown"``).
         """
-        with self._lock:
-            return [entry for entry in self._journal if entry.endpoint == endpoint]
+        return self._journal.entries(endpoint)
 
     def clear_journal(self) -> None:
         """Forget every journal entry."""
-        with self._lock:
-            self._journal.clear()
+        self._journal.clear()
 
     # -- request handling (called from server threads) ---------------------------------------
 
-    def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Response:
+    def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
         arrived = time.time()
         url = urlsplit(target)
         path = url.path
         query = dict(parse_qsl(url.query, keep_blank_values=True))
-        endpoint, params, allowed = _route(path)
+        endpoint, params, allowed = route(path)
         parsed: Any = None
         body_error: dict[str, Any] | None = None
         if not body.strip():
-            body_error = _error("missing", ["body"], "Field required")
+            body_error = error("missing", ["body"], "Field required")
         else:
             try:
                 parsed = json.loads(body)
             except ValueError:
-                body_error = _error("json_invalid", ["body", 0], "JSON decode error")
+                body_error = error("json_invalid", ["body", 0], "JSON decode error")
         try:
             response = self._respond(
                 method, path, endpoint, params, allowed, query, headers, body_error, parsed
             )
         except Exception:  # a bug in the emulator must still answer, like a real 500
             log.exception("camb-emulator: error while handling %s %s", method, path)
-            response = _detail(500, "Internal Server Error")
+            response = detail(500, "Internal Server Error")
         entry = JournalEntry(
             method=method,
             path=path,
@@ -815,8 +513,7 @@ class CambEmulator:
             range=headers.get("range"),
             time=arrived,
         )
-        with self._lock:
-            self._journal.append(entry)
+        self._journal.append(entry)
         return response
 
     def _respond(
@@ -830,32 +527,32 @@ class CambEmulator:
         headers: dict[str, str],
         body_error: dict[str, Any] | None,
         parsed: Any,
-    ) -> _Response:
+    ) -> Response:
         if endpoint == "unknown":
-            return _detail(404, "Not Found")
+            return detail(404, "Not Found")
         if method not in allowed:
-            return _json_response(405, {"detail": "Method Not Allowed"}, [("Allow", ", ".join(allowed))])
-        delay = self._take_latency(endpoint)
+            return json_response(405, {"detail": "Method Not Allowed"}, [("Allow", ", ".join(allowed))])
+        delay = self._faults.take_latency(endpoint)
         if delay > 0:
             time.sleep(delay)
-        failure = self._take_failure(endpoint)
+        failure = self._faults.take_failure(endpoint)
         if failure is not None:
-            return _failure_response(failure)
+            return failure.response()
         if endpoint == "download":
             return self._download(method, params[0], params[1], query, headers)
         sent_key = headers.get("x-api-key")
         if sent_key is None or not hmac.compare_digest(sent_key.encode(), self.api_key.encode()):
-            return _detail(401, "Invalid API key")
+            return detail(401, "Invalid API key")
         if method == "POST" and body_error is not None:
-            return _validation([body_error])
+            return validation([body_error])
         handler = getattr(self, f"_api_{endpoint}")
-        result: _Response = handler(params, query, parsed, headers)
+        result: Response = handler(params, query, parsed, headers)
         return result
 
     def _api_create_tts(
         self, params: list[str], query: dict[str, str], payload: Any, headers: dict[str, str]
-    ) -> _Response:
-        errors = _check_model(
+    ) -> Response:
+        errors = check_model(
             payload,
             required={"text": str, "voice_id": int, "language": int},
             optional={
@@ -868,7 +565,7 @@ class CambEmulator:
             lengths={"project_name": (3, 255), "project_description": (3, 5000)},
         )
         if errors:
-            return _validation(errors)
+            return validation(errors)
         with self._lock:
             task = self._new_task(
                 outcome=self.default_outcome,
@@ -878,21 +575,21 @@ class CambEmulator:
                 message=None,
                 audio_kwargs={"duration_seconds": max(0.5, min(60.0, len(payload["text"]) * 0.06))},
             )
-        return _json_response(200, {"task_id": task.task_id})
+        return json_response(200, {"task_id": task.task_id})
 
     def _api_tts_status(
         self, params: list[str], query: dict[str, str], payload: Any, headers: dict[str, str]
-    ) -> _Response:
+    ) -> Response:
         task_id = params[0]
         now = time.monotonic()
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None:
                 if self.unknown_task_status == 422:
-                    return _validation(
-                        [_error("value_error", ["path", "task_id"], f"Task {task_id} not found")]
+                    return validation(
+                        [error("value_error", ["path", "task_id"], f"Task {task_id} not found")]
                     )
-                return _detail(404, f"Task {task_id} not found")
+                return detail(404, f"Task {task_id} not found")
             if not task.done(now):
                 task.polls += 1
                 answer: dict[str, Any] = {
@@ -915,7 +612,7 @@ class CambEmulator:
                     "exception_reason": task.exception_reason,
                     "message": task.message,
                 }
-        return _json_response(200, answer)
+        return json_response(200, answer)
 
     def _finished_run(self, run_id: int) -> _Run | None:
         with self._lock:
@@ -924,12 +621,12 @@ class CambEmulator:
 
     def _api_tts_result(
         self, params: list[str], query: dict[str, str], payload: Any, headers: dict[str, str]
-    ) -> _Response:
+    ) -> Response:
         raw_id = params[0]
         if not _INT_PATH.fullmatch(raw_id):
-            return _validation(
+            return validation(
                 [
-                    _error(
+                    error(
                         "int_parsing",
                         ["path", "run_id"],
                         "Input should be a valid integer, unable to parse string as an integer",
@@ -938,8 +635,8 @@ class CambEmulator:
             )
         output_type = query.get("output_type", "raw_bytes")
         if output_type not in ("raw_bytes", "file_url"):
-            return _validation(
-                [_error("enum", ["query", "output_type"], "Input should be 'raw_bytes' or 'file_url'")]
+            return validation(
+                [error("enum", ["query", "output_type"], "Input should be 'raw_bytes' or 'file_url'")]
             )
         run_id = int(raw_id)
         with self._lock:
@@ -947,44 +644,44 @@ class CambEmulator:
         run = self._finished_run(run_id)
         if run is None:
             reason = "has not finished yet" if known else "is not a valid TTS run"
-            return _detail(400, f"Run ID {run_id} {reason}")
+            return detail(400, f"Run ID {run_id} {reason}")
         if output_type == "file_url":
-            return _json_response(200, {"output_url": self.download_url(run_id)})
-        return _audio_response(run.audio, headers.get("range"))
+            return json_response(200, {"output_url": self.download_url(run_id)})
+        return audio_response(run.audio, headers.get("range"))
 
     def _api_tts_results(
         self, params: list[str], query: dict[str, str], payload: Any, headers: dict[str, str]
-    ) -> _Response:
-        errors = _check_run_ids(payload)
+    ) -> Response:
+        errors = check_run_ids(payload)
         if errors:
-            return _validation(errors)
+            return validation(errors)
         run_ids: list[int] = payload["run_ids"]
         found = [rid for rid in run_ids if self._finished_run(rid) is not None]
         missing = [rid for rid in run_ids if rid not in found]
         if missing and self.bulk_missing == "reject":
-            return _detail(400, f"Run IDs not found or not finished: {missing}")
+            return detail(400, f"Run IDs not found or not finished: {missing}")
         answer: dict[str, Any] = {}
         for rid in found:
             url = self.download_url(rid)
             answer[str(rid)] = {"output_url": url} if self.bulk_value_shape == "object" else url
-        return _json_response(200, answer)
+        return json_response(200, answer)
 
     def _api_tts_stream(
         self, params: list[str], query: dict[str, str], payload: Any, headers: dict[str, str]
-    ) -> _Response:
-        errors = _check_model(
+    ) -> Response:
+        errors = check_model(
             payload,
             required={"text": str, "language": str, "voice_id": int},
             optional={"speech_model": str, "user_instructions": str, "output_configuration": dict},
             lengths={"text": (3, 3000), "user_instructions": (3, 1000)},
         )
         if not isinstance(payload, dict):
-            return _validation(errors)
+            return validation(errors)
         config = payload.get("output_configuration") or {}
         audio_format = config.get("format") or "wav"
         if audio_format not in _STREAM_FORMATS:
             errors.append(
-                _error(
+                error(
                     "enum",
                     ["body", "output_configuration", "format"],
                     "Input should be 'wav', 'flac' or 'pcm_s16le'"
@@ -994,21 +691,21 @@ class CambEmulator:
         # The pro models speak at 48 kHz, the others at 22.05 kHz (see the API reference notes).
         pro = str(payload.get("speech_model") or "").startswith(("mars-pro", "mars-8.1-pro"))
         sample_rate = config.get("sample_rate") or (48000 if pro else 22050)
-        if not _is_int(sample_rate) or not 8000 <= sample_rate <= 192000:
+        if not is_int(sample_rate) or not 8000 <= sample_rate <= 192000:
             errors.append(
-                _error(
+                error(
                     "value_error", ["body", "output_configuration", "sample_rate"], "Unsupported sample rate"
                 )
             )
         if errors:
-            return _validation(errors)
+            return validation(errors)
         text = payload["text"]
         seed = zlib.crc32(text.encode())
         duration = len(text) * 0.06
         credits = [("X-Credits-Required", str(len(text)))]
         if audio_format == "pcm_s16le":
             wav = make_audio(seed, audio_format="wav", sample_rate=sample_rate, duration_seconds=duration)
-            return _Response(
+            return Response(
                 200,
                 content_type="application/octet-stream",
                 headers=credits,
@@ -1019,244 +716,37 @@ class CambEmulator:
         audio = make_audio(
             seed, audio_format=audio_format, sample_rate=sample_rate, duration_seconds=duration
         )
-        return _Response(200, content_type=audio.content_type, headers=credits, audio=audio, end=audio.size)
+        return Response(200, content_type=audio.content_type, headers=credits, audio=audio, end=audio.size)
 
-    def _api_source_languages(self, *_: Any) -> _Response:
-        return _json_response(200, _SOURCE_LANGUAGES)
+    def _api_source_languages(self, *_: Any) -> Response:
+        return json_response(200, SOURCE_LANGUAGES)
 
-    def _api_target_languages(self, *_: Any) -> _Response:
-        return _json_response(200, _TARGET_LANGUAGES)
+    def _api_target_languages(self, *_: Any) -> Response:
+        return json_response(200, TARGET_LANGUAGES)
 
-    def _api_list_voices(self, *_: Any) -> _Response:
-        return _json_response(200, _VOICES)
+    def _api_list_voices(self, *_: Any) -> Response:
+        return json_response(200, VOICES)
 
     def _download(
         self, method: str, raw_id: str, ext: str, query: dict[str, str], headers: dict[str, str]
-    ) -> _Response:
+    ) -> Response:
         path = f"{FILES_PREFIX}{raw_id}.{ext}"
-        expires, signature = query.get("expires"), query.get("signature")
-        if not expires or not signature:
-            return _s3_error(
-                403, "AccessDenied", "Query-string authentication requires expires and signature"
-            )
-        if not hmac.compare_digest(signature, self._sign(path, expires)):
-            return _s3_error(
-                403, "SignatureDoesNotMatch", "The request signature we calculated does not match"
-            )
-        try:
-            expired = time.time() >= float(expires)
-        except ValueError:
-            expired = True
-        if expired:
-            return _s3_error(403, "AccessDenied", "Request has expired")
+        refusal = self._signer.refusal(path, query)
+        if refusal is not None:
+            return s3_error(403, *refusal)
         with self._lock:
             run = self._runs.get(int(raw_id))
         if run is None:
-            return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
-        response = _audio_response(run.audio, headers.get("range"))
+            return s3_error(404, "NoSuchKey", "The specified key does not exist.")
+        response = audio_response(run.audio, headers.get("range"))
         if method == "GET" and response.audio is not None:
-            cut = self._take_download_cut()
+            cut = self._faults.take_download_cut()
             if cut is not None:
                 mode, amount = cut
                 length = response.end - response.start
                 response.cut_mode = mode
                 response.cut_after = amount if mode == "reset" else max(0, length - amount)
         return response
-
-
-def _route(path: str) -> tuple[str, list[str], tuple[str, ...]]:
-    """Endpoint name, path parameters and allowed methods for ``path``."""
-    if path.startswith(FILES_PREFIX):
-        match = re.fullmatch(r"(\d+)\.(flac|wav)", path[len(FILES_PREFIX) :])
-        if match:
-            return "download", [match.group(1), match.group(2)], ("GET", "HEAD")
-        return "unknown", [], ()
-    if not path.startswith(API_PREFIX + "/"):
-        return "unknown", [], ()
-    rest = path[len(API_PREFIX) + 1 :]
-    fixed = {
-        "tts": ("create_tts", ("POST",)),
-        "tts-results": ("tts_results", ("POST",)),
-        "tts-stream": ("tts_stream", ("POST",)),
-        "source-languages": ("source_languages", ("GET",)),
-        "target-languages": ("target_languages", ("GET",)),
-        "list-voices": ("list_voices", ("GET",)),
-    }
-    if rest in fixed:
-        name, methods = fixed[rest]
-        return name, [], methods
-    head, _, tail = rest.partition("/")
-    if tail and "/" not in tail:
-        if head == "tts":
-            return "tts_status", [tail], ("GET",)
-        if head == "tts-result":
-            return "tts_result", [tail], ("GET", "HEAD")
-    return "unknown", [], ()
-
-
-def _audio_response(audio: AudioFile, range_header: str | None) -> _Response:
-    headers = [("Accept-Ranges", "bytes")]
-    size = audio.size
-    byte_range = _parse_range(range_header, size) if range_header else None
-    if byte_range == "unsatisfiable":
-        response = _s3_error(416, "InvalidRange", "The requested range is not satisfiable")
-        response.headers = [("Content-Range", f"bytes */{size}")]
-        return response
-    if isinstance(byte_range, tuple):
-        start, last = byte_range
-        headers.append(("Content-Range", f"bytes {start}-{last}/{size}"))
-        return _Response(
-            206, content_type=audio.content_type, headers=headers, audio=audio, start=start, end=last + 1
-        )
-    return _Response(200, content_type=audio.content_type, headers=headers, audio=audio, start=0, end=size)
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
-    """``(first, last)`` inclusive, ``"unsatisfiable"``, or ``None`` to ignore the header.
-
-    Multi-range and malformed headers are ignored (a full 200 answer), as RFC 9110 allows.
-    """
-    match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
-    if not match or match.group(1) == match.group(2) == "":
-        return None
-    first_s, last_s = match.groups()
-    if first_s == "":
-        suffix = int(last_s)
-        if suffix == 0:
-            return "unsatisfiable"
-        return max(0, size - suffix), size - 1
-    first = int(first_s)
-    if last_s and int(last_s) < first:
-        return None
-    if first >= size:
-        return "unsatisfiable"
-    return first, min(int(last_s), size - 1) if last_s else size - 1
-
-
-def _failure_response(failure: _Failure) -> _Response:
-    headers = []
-    if failure.retry_after is not None:
-        value = failure.retry_after
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        headers.append(("Retry-After", str(value)))
-    body = failure.body
-    if body is None:
-        phrase = "Rate limit exceeded" if failure.status == 429 else _phrase(failure.status)
-        return _json_response(failure.status, {"detail": phrase}, headers)
-    if isinstance(body, bytes):
-        return _Response(failure.status, body, content_type="text/plain", headers=headers)
-    if isinstance(body, str):
-        return _Response(
-            failure.status, body.encode(), content_type="text/plain; charset=utf-8", headers=headers
-        )
-    return _json_response(failure.status, body, headers)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-_TYPE_ERRORS = {
-    int: ("int_type", "Input should be a valid integer"),
-    str: ("string_type", "Input should be a valid string"),
-    dict: ("dict_type", "Input should be a valid dictionary"),
-}
-
-
-def _check_model(
-    payload: Any,
-    *,
-    required: dict[str, type],
-    optional: dict[str, type],
-    lengths: dict[str, tuple[int, int]],
-) -> list[dict[str, Any]]:
-    """Validation errors for a flat JSON object, worded like FastAPI with pydantic v2."""
-    if not isinstance(payload, dict):
-        return [
-            _error(
-                "model_attributes_type",
-                ["body"],
-                "Input should be a valid dictionary or object to extract fields from",
-            )
-        ]
-    errors = []
-    for name, kind in {**required, **optional}.items():
-        if name not in payload or (name in optional and payload[name] is None):
-            if name in required:
-                errors.append(_error("missing", ["body", name], "Field required"))
-            continue
-        value = payload[name]
-        ok = _is_int(value) if kind is int else isinstance(value, kind)
-        if not ok:
-            kind_name, msg = _TYPE_ERRORS[kind]
-            errors.append(_error(kind_name, ["body", name], msg))
-            continue
-        if name in lengths:
-            low, high = lengths[name]
-            if len(value) < low:
-                errors.append(
-                    _error(
-                        "string_too_short", ["body", name], f"String should have at least {low} characters"
-                    )
-                )
-            elif len(value) > high:
-                errors.append(
-                    _error("string_too_long", ["body", name], f"String should have at most {high} characters")
-                )
-    return errors
-
-
-def _check_run_ids(payload: Any) -> list[dict[str, Any]]:
-    """Errors for a ``RunIDsRequestPayload``: 2..5 unique positive integers."""
-    if not isinstance(payload, dict):
-        return [
-            _error(
-                "model_attributes_type",
-                ["body"],
-                "Input should be a valid dictionary or object to extract fields from",
-            )
-        ]
-    if "run_ids" not in payload:
-        return [_error("missing", ["body", "run_ids"], "Field required")]
-    run_ids = payload["run_ids"]
-    if not isinstance(run_ids, list):
-        return [_error("list_type", ["body", "run_ids"], "Input should be a valid list")]
-    errors = []
-    for i, value in enumerate(run_ids):
-        if not _is_int(value):
-            errors.append(_error("int_type", ["body", "run_ids", i], "Input should be a valid integer"))
-        elif value <= 0:
-            errors.append(_error("greater_than", ["body", "run_ids", i], "Input should be greater than 0"))
-    if errors:
-        return errors
-    if len(run_ids) < 2:
-        return [
-            _error(
-                "too_short",
-                ["body", "run_ids"],
-                f"List should have at least 2 items after validation, not {len(run_ids)}",
-            )
-        ]
-    if len(run_ids) > 5:
-        return [
-            _error(
-                "too_long",
-                ["body", "run_ids"],
-                f"List should have at most 5 items after validation, not {len(run_ids)}",
-            )
-        ]
-    if len(set(run_ids)) != len(run_ids):
-        return [_error("value_error", ["body", "run_ids"], "Value error, run_ids must be unique")]
-    return []
-
-
-def _check_endpoint(endpoint: str) -> None:
-    if endpoint != "*" and endpoint not in ENDPOINTS:
-        raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {ENDPOINTS} or '*'")
 
 
 def _check_audio_args(audio_format: str) -> None:

@@ -139,3 +139,11 @@ def test_clear_faults_drops_everything_pending(api: Api, camb_emulator: CambEmul
 def test_unknown_endpoint_names_are_refused(camb_emulator: CambEmulator) -> None:
     with pytest.raises(ValueError, match="unknown endpoint"):
         camb_emulator.fail_next("tts-results")
+
+
+def test_a_status_http_has_no_name_for_is_still_answered(camb_emulator: CambEmulator) -> None:
+    camb_emulator.fail_next("source_languages", status=599)
+    response = requests.get(
+        f"{camb_emulator.base_url}/source-languages", headers={"x-api-key": camb_emulator.api_key}, timeout=10
+    )
+    assert response.status_code == 599
