@@ -1,0 +1,104 @@
+"""Validating what the transfer operator is given. Pure: no Airflow, no I/O."""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
+
+from airflow_provider_camb.redaction import redact_url
+from airflow_provider_camb.run_ids import InvalidRunIdsError, normalise_run_ids
+
+
+class InvalidTransferInputError(ValueError):
+    """The operator's input can never work (bad run IDs, a URL map that is not one, a bad URL)."""
+
+
+def check_download_url(url: object) -> str:
+    """Return ``url`` stripped if it is an absolute ``http(s)`` URL with a host, else raise.
+
+    Only http(s) is ever fetched: a ``file://`` or ``s3://`` "URL" from a template or a server
+    would otherwise read local or private data into the destination.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidTransferInputError(f"expected a URL string, got {type(url).__name__}")
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise InvalidTransferInputError("the URL cannot be parsed") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidTransferInputError(
+            f"only http(s) URLs are downloaded, not {parts.scheme or 'a scheme-less'!s} URL {redact_url(url)}"
+        )
+    if not host:
+        raise InvalidTransferInputError(f"the URL {redact_url(url)} has no host")
+    return url
+
+
+def parse_urls(value: object) -> dict[int, str]:
+    """Turn the ``urls`` argument into ``run_id -> URL``, checking every entry.
+
+    Accepts the bulk operator's map ``{"<run_id>": "<url>"}`` (keys as strings or ints), a list
+    of such maps (a mapped upstream task), or the string a template renders them to (JSON or a
+    Python literal, parsed safely, never evaluated).
+
+    :raises InvalidTransferInputError: naming every bad entry at once.
+    """
+    mapping = _as_mapping(value)
+    urls: dict[int, str] = {}
+    problems: list[str] = []
+    for key, url in mapping.items():
+        try:
+            (run_id,) = normalise_run_ids([key])
+        except InvalidRunIdsError:
+            problems.append(f"{key!r} is not a run ID (a positive integer)")
+            continue
+        try:
+            checked = check_download_url(url)
+        except InvalidTransferInputError as err:
+            problems.append(f"run {run_id}: {err}")
+            continue
+        if run_id in urls and urls[run_id] != checked:
+            problems.append(f"run {run_id} has two different URLs")
+            continue
+        urls[run_id] = checked
+    if problems:
+        raise InvalidTransferInputError("invalid urls: " + "; ".join(problems))
+    return urls
+
+
+def _as_mapping(value: object) -> Mapping[object, object]:
+    if isinstance(value, str):
+        value = _parse_text(value)
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
+        merged: dict[object, object] = {}
+        for item in value:
+            if not isinstance(item, Mapping):
+                break
+            merged.update(item)
+        else:
+            return merged
+    raise InvalidTransferInputError(
+        "urls must be a mapping {'<run_id>': '<url>'} (the CambBulkTTSResultsOperator output), "
+        f"got {type(value).__name__}"
+    )
+
+
+def _parse_text(text: str) -> object:
+    stripped = text.strip()
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        pass
+    try:
+        # A dict rendered by Jinja without native rendering: "{'1001': 'https://...'}".
+        return ast.literal_eval(stripped)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise InvalidTransferInputError(
+            "urls is a string that is neither JSON nor a Python literal of a mapping"
+        ) from None

@@ -1,0 +1,407 @@
+"""CambTTSToStorageOperator: stream Camb.ai TTS audio into any storage ObjectStoragePath knows."""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_camb.exceptions import (
+    CambAuthError,
+    CambConnectionConfigError,
+    CambRunsMissingError,
+    describe_missing,
+)
+from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.redaction import redact_url
+from airflow_provider_camb.run_ids import InvalidRunIdsError, normalise_run_ids
+from airflow_provider_camb.transfers._download import (
+    Downloader,
+    PermanentDownloadError,
+    Recovery,
+    ResponseInfo,
+    RetrySettings,
+    TransientDownloadError,
+    describe_error,
+)
+from airflow_provider_camb.transfers._inputs import (
+    InvalidTransferInputError,
+    check_download_url,
+    parse_urls,
+)
+from airflow_provider_camb.transfers._naming import (
+    DEFAULT_FILENAME_TEMPLATE,
+    choose_ext,
+    ext_from_url,
+    is_inside,
+    render_filename,
+    validate_filename_template,
+)
+from airflow_provider_camb.transfers._progress import ProgressReporter
+from airflow_provider_camb.transfers._sinks import ensure_folder, existing_size, open_atomic
+from airflow_provider_camb.xcom_keys import FILE_SIZES, MISSING_RUN_IDS
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.providers.openlineage.extractors import OperatorLineage
+    from airflow.sdk import Context
+
+    from airflow_provider_camb.transfers._sinks import AtomicSink
+
+
+class TransferCancelledError(Exception):
+    """The task is being stopped: abandon the file (its sink is aborted, nothing is committed)."""
+
+
+@dataclass(frozen=True)
+class _Delivered:
+    uri: str
+    size: int
+    path: ObjectStoragePath
+    source_url: str
+    skipped: bool
+
+
+class CambTTSToStorageOperator(BaseOperator):
+    """Stream the audio of finished Camb.ai TTS runs into a folder on any storage backend.
+
+    Each file is streamed from its signed URL into ``ObjectStoragePath`` in bounded memory, up to
+    ``max_concurrency`` at a time over one pooled HTTP session that never carries the API key.
+    A file appears at its final path whole or not at all; broken, short, rate-limited and 5xx
+    downloads are retried, and URLs the storage host refuses (expired, 400/403) are refreshed
+    through the API. See the how-to guide for the guarantees per backend.
+
+    :param destination: the folder, as a URI (``s3://bucket/prefix/``, ``gs://...``,
+        ``file:///abs/dir/``; a plain absolute path means ``file://``) or an ``ObjectStoragePath``.
+        Created if missing. (templated)
+    :param run_ids: Camb.ai run IDs; fresh URLs are fetched through the API right before
+        downloading. Exactly one of ``run_ids`` and ``urls``. (templated)
+    :param urls: ``{"<run_id>": "<url>"}``, e.g. the output of ``CambBulkTTSResultsOperator``
+        (a list of such maps, or their rendered string, also works). (templated)
+    :param camb_conn_id: the Camb.ai connection, used to fetch and refresh URLs.
+    :param destination_conn_id: the storage connection (e.g. an AWS connection for ``s3://``).
+        (templated)
+    :param filename_template: the file name inside ``destination``; only ``{run_id}`` and
+        ``{ext}`` (from the URL path or ``Content-Type``, ``flac`` when unknown); ``/`` makes
+        sub-folders.
+    :param overwrite: ``False`` (default) skips a file that already exists with the size the
+        storage host reports, without downloading it; ``True`` always downloads and replaces.
+    :param max_concurrency: files in flight at once.
+    :param fail_on_missing: ``True`` (default) fails the task (honouring its ``retries``: a run
+        that has not finished yet may be served later) when the API cannot serve some run IDs,
+        after delivering the others; ``False`` logs a warning and
+        returns what was delivered. Downloads that fail after all retries always fail the task.
+    :return: ``{"<run_id>": "<destination URI>"}``; sizes go to XCom key ``camb_file_sizes``.
+    """
+
+    template_fields: Sequence[str] = ("destination", "destination_conn_id", "run_ids", "urls")
+    ui_color = "#e8f3fc"
+
+    #: Retry and refresh budgets per file (a class attribute so tests and subclasses can tune it).
+    retry_settings = RetrySettings()
+    #: Seconds between two progress lines in the task log.
+    progress_interval = 5.0
+
+    def __init__(
+        self,
+        *,
+        destination: str | ObjectStoragePath,
+        run_ids: Any = None,
+        urls: Any = None,
+        camb_conn_id: str = CambHook.default_conn_name,
+        destination_conn_id: str | None = None,
+        filename_template: str = DEFAULT_FILENAME_TEMPLATE,
+        overwrite: bool = False,
+        max_concurrency: int = 4,
+        fail_on_missing: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (run_ids is None) == (urls is None):
+            raise ValueError(
+                "CambTTSToStorageOperator needs exactly one of run_ids (the operator fetches the URLs) "
+                "or urls (a {'<run_id>': '<url>'} map such as CambBulkTTSResultsOperator's output); "
+                f"got {'both' if run_ids is not None else 'neither'}."
+            )
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
+        self.destination = destination
+        self.run_ids = run_ids
+        self.urls = urls
+        self.camb_conn_id = camb_conn_id
+        self.destination_conn_id = destination_conn_id
+        self.filename_template = validate_filename_template(filename_template)
+        self.overwrite = overwrite
+        self.max_concurrency = max_concurrency
+        self.fail_on_missing = fail_on_missing
+        self._hook: CambHook | None = None
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._delivered: dict[int, _Delivered] = {}
+
+    # -- execute ----------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, str]:
+        try:
+            return self._execute(context)
+        finally:
+            if self._hook is not None:
+                self._hook.close()
+
+    def _execute(self, context: Context) -> dict[str, str]:
+        folder = self._destination_folder()
+        urls, missing, failed = self._resolve_urls()
+        if urls:
+            ensure_folder(folder)
+            self.log.info(
+                "Transferring %d Camb.ai audio files to %s, up to %d at a time (overwrite=%s).",
+                len(urls),
+                _uri(folder),
+                min(self.max_concurrency, len(urls)),
+                self.overwrite,
+            )
+            failed.update(self._transfer_all(folder, urls, missing))
+        delivered = self._delivered
+        sizes = {str(run_id): item.size for run_id, item in delivered.items()}
+        result = {str(run_id): item.uri for run_id, item in delivered.items()}
+        ti = context["ti"]
+        ti.xcom_push(key=FILE_SIZES, value=sizes)
+        undelivered = {**missing, **failed}
+        if undelivered:
+            ti.xcom_push(key=MISSING_RUN_IDS, value={str(k): v for k, v in undelivered.items()})
+        if failed:
+            # Retryable: a re-run (overwrite=False) copies only what is still missing.
+            raise AirflowException(
+                f"{len(failed)} of {len(undelivered) + len(delivered)} Camb.ai audio files could not be "
+                f"transferred to {_uri(folder)}: {describe_missing(failed)}"
+                + (f". Not served by Camb.ai: {describe_missing(missing)}" if missing else "")
+            )
+        if missing:
+            message = (
+                f"Camb.ai served no audio for {len(missing)} of {len(missing) + len(delivered)} run IDs: "
+                f"{describe_missing(missing)}"
+            )
+            if self.fail_on_missing:
+                # Retryable, like the bulk operator: the API answers the same for a run that does
+                # not exist and one that has not finished yet, and the second appears later.
+                raise AirflowException(
+                    f"{message}. The {len(delivered)} others were transferred (XCom {FILE_SIZES!r})."
+                )
+            self.log.warning("%s. Returning the %d files that were transferred.", message, len(delivered))
+        return result
+
+    def on_kill(self) -> None:
+        self._stop.set()
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def _destination_folder(self) -> ObjectStoragePath:
+        conn_id = self.destination_conn_id or None
+        dest = self.destination
+        if isinstance(dest, ObjectStoragePath) and dest.protocol:
+            return ObjectStoragePath(dest, conn_id=conn_id) if conn_id else dest
+        text = str(dest).strip() if dest is not None else ""
+        if not text or text == "None":
+            raise AirflowFailException("destination is empty: give a folder URI such as s3://bucket/prefix/")
+        if "://" not in text:
+            if not os.path.isabs(text):
+                raise AirflowFailException(
+                    f"destination {text!r} is a relative path: give an absolute path or a URI "
+                    "(file:///abs/dir/, s3://bucket/prefix/ ...)"
+                )
+            text = "file://" + os.path.normpath(text)
+        try:
+            return ObjectStoragePath(text, conn_id=conn_id)
+        except (ValueError, ImportError) as err:
+            raise AirflowFailException(f"destination {text!r} cannot be used: {err}") from err
+
+    def _resolve_urls(self) -> tuple[dict[int, str], dict[int, str | None], dict[int, str]]:
+        """``(urls, missing, failed)``; invalid input fails here, before any download."""
+        missing: dict[int, str | None] = {}
+        failed: dict[int, str] = {}
+        if self.urls is not None:
+            try:
+                urls = parse_urls(self.urls)
+            except InvalidTransferInputError as err:
+                raise AirflowFailException(str(err)) from None
+            if not urls:
+                self.log.warning("urls is empty: nothing to transfer.")
+            return urls, missing, failed
+        try:
+            run_ids = normalise_run_ids(self.run_ids)
+        except InvalidRunIdsError as err:
+            raise AirflowFailException(str(err)) from None
+        try:
+            raw_urls = self.hook.get_tts_results(run_ids)
+        except CambRunsMissingError as err:
+            raw_urls, missing = err.urls, dict(err.missing)
+        except (CambAuthError, CambConnectionConfigError) as err:
+            # A rejected key or a connection without one stays wrong however often we retry.
+            raise AirflowFailException(str(err)) from err
+        urls = {}
+        for run_id, url in raw_urls.items():
+            try:
+                urls[run_id] = check_download_url(url)
+            except InvalidTransferInputError as err:
+                failed[run_id] = f"Camb.ai returned an unusable URL: {err}"
+        return urls, missing, failed
+
+    @property
+    def hook(self) -> CambHook:
+        if self._hook is None:
+            self._hook = CambHook(camb_conn_id=self.camb_conn_id)
+        return self._hook
+
+    # -- transfer ---------------------------------------------------------------------------
+
+    def _transfer_all(
+        self, folder: ObjectStoragePath, urls: dict[int, str], missing: dict[int, str | None]
+    ) -> dict[int, str]:
+        failed: dict[int, str] = {}
+        progress = ProgressReporter(len(urls), self.log.info, interval=self.progress_interval)
+        workers = min(self.max_concurrency, len(urls))
+        downloader = Downloader(pool_size=workers)
+        recovery = Recovery(self.retry_settings, self.log)
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="camb-transfer")
+        try:
+            futures = {
+                executor.submit(
+                    self._transfer_one, run_id, url, folder, downloader, recovery, progress
+                ): run_id
+                for run_id, url in urls.items()
+            }
+            for future in as_completed(futures):
+                run_id = futures[future]
+                try:
+                    self._delivered[run_id] = future.result()
+                except CambRunsMissingError as err:
+                    missing.update(err.missing or {run_id: None})
+                except (TransientDownloadError, PermanentDownloadError) as err:
+                    failed[run_id] = str(err)
+                except TransferCancelledError:
+                    failed[run_id] = "cancelled"
+                except Exception as err:
+                    failed[run_id] = describe_error(err)
+                else:
+                    progress.file_done(skipped=self._delivered[run_id].skipped)
+                    continue
+                self.log.error("Run %s: not transferred: %s", run_id, failed.get(run_id) or missing[run_id])
+        except BaseException:
+            # Task killed or timed out: let every thread abort its file and stop.
+            self._stop.set()
+            executor.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            executor.shutdown(wait=True)
+            downloader.close()
+        # Keep the input order in the XComs, whatever order the threads finished in.
+        self._delivered = {run_id: self._delivered[run_id] for run_id in urls if run_id in self._delivered}
+        self.log.info("Done: %s.", progress.summary())
+        return failed
+
+    def _transfer_one(
+        self,
+        run_id: int,
+        url: str,
+        folder: ObjectStoragePath,
+        downloader: Downloader,
+        recovery: Recovery,
+        progress: ProgressReporter,
+    ) -> _Delivered:
+        label = f"Run {run_id}"
+
+        def refresh() -> str:
+            return self._refresh_url(run_id)
+
+        if not self.overwrite:
+            head: ResponseInfo | None = None
+            ext = ext_from_url(url)
+            if ext is None:
+                first, url = recovery.run(label, url, downloader.head, refresh)
+                head = first
+                ext = choose_ext(url, first.content_type)
+            target = self._target(folder, run_id, ext)
+            have = existing_size(target)
+            if have is not None:
+                if head is None:
+                    later, url = recovery.run(label, url, downloader.head, refresh)
+                    head = later
+                expected = head.size
+                if expected == have:
+                    self.log.info("%s: %s already holds all %d bytes; skipped.", label, _uri(target), have)
+                    return _Delivered(_uri(target), have, target, url, skipped=True)
+                self.log.info(
+                    "%s: %s holds %d bytes, the storage host has %s: replacing it.",
+                    label,
+                    _uri(target),
+                    have,
+                    expected if expected is not None else "an unknown size",
+                )
+
+        targets: list[ObjectStoragePath] = []
+
+        def on_bytes(count: int) -> None:
+            if self._stop.is_set():
+                raise TransferCancelledError
+            progress.add_bytes(count)
+
+        def download(current_url: str) -> ResponseInfo:
+            def open_sink(info: ResponseInfo) -> AtomicSink:
+                target = self._target(folder, run_id, choose_ext(current_url, info.content_type))
+                targets.append(target)
+                return open_atomic(target)
+
+            return downloader.download(current_url, open_sink, on_bytes)
+
+        info, url = recovery.run(label, url, download, refresh)
+        target = targets[-1]
+        self.log.info("%s: %d bytes from %s written to %s.", label, info.size, redact_url(url), _uri(target))
+        return _Delivered(_uri(target), int(info.size or 0), target, url, skipped=False)
+
+    def _refresh_url(self, run_id: int) -> str:
+        # One refresh at a time: the hook's session is shared, and a burst of expired URLs
+        # should not turn into a burst of API calls.
+        with self._refresh_lock:
+            url = self.hook.get_tts_result_url(run_id)
+        try:
+            return check_download_url(url)
+        except InvalidTransferInputError as err:
+            raise PermanentDownloadError(f"Camb.ai returned an unusable URL: {err}") from None
+
+    def _target(self, folder: ObjectStoragePath, run_id: int, ext: str) -> ObjectStoragePath:
+        name = render_filename(self.filename_template, run_id, ext)
+        target = folder / name
+        if not is_inside(folder.path, target.path):
+            raise PermanentDownloadError(f"file name {name!r} would land outside {_uri(folder)}")
+        return target
+
+    # -- OpenLineage ------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        """Input datasets: the storage URLs (without their signed query); outputs: the files."""
+        try:
+            from airflow.providers.common.compat.openlineage.facet import Dataset
+            from airflow.providers.openlineage.extractors import OperatorLineage
+        except ImportError:
+            return None
+        from urllib.parse import urlsplit
+
+        inputs = []
+        outputs = []
+        for item in self._delivered.values():
+            source = urlsplit(item.source_url)
+            host = f"{source.hostname}:{source.port}" if source.port else f"{source.hostname}"
+            inputs.append(Dataset(namespace=f"{source.scheme}://{host}", name=source.path))
+            outputs.append(Dataset(namespace=item.path.namespace, name=item.path.key))
+        return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def _uri(path: ObjectStoragePath) -> str:
+    """``s3://bucket/key`` / ``file:///abs/path``: no connection ID, stable for XCom."""
+    return f"{path.protocol}://{path.path}"

@@ -1,0 +1,165 @@
+"""Fixtures for the transfer tests: instant download retries, S3 on a moto server, DAG builders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+MOTO_CONN_ID = "aws_moto"
+
+
+@pytest.fixture(autouse=True)
+def download_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the transfer's retry waits instead of sleeping."""
+    from airflow_provider_camb.transfers._download import Recovery
+
+    slept: list[float] = []
+    monkeypatch.setattr(Recovery, "sleep", staticmethod(slept.append))
+    return slept
+
+
+@dataclass
+class MotoS3:
+    """A moto server speaking real S3 on 127.0.0.1, and a boto3 client for checking results."""
+
+    endpoint_url: str
+    client: Any
+
+    def new_bucket(self) -> str:
+        name = f"camb-{uuid.uuid4().hex[:12]}"
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str) -> list[str]:
+        answer = self.client.list_objects_v2(Bucket=bucket)
+        return sorted(item["Key"] for item in answer.get("Contents", []))
+
+    def sha256(self, bucket: str, key: str) -> str:
+        body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def pending_uploads(self, bucket: str) -> list[str]:
+        answer = self.client.list_multipart_uploads(Bucket=bucket)
+        return [upload["Key"] for upload in answer.get("Uploads", [])]
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    """One moto server per session (Airflow caches an s3fs per connection ID, so the endpoint
+    must not change between tests); the AWS connection ``aws_moto`` points at it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env_name = f"AIRFLOW_CONN_{MOTO_CONN_ID.upper()}"
+    os.environ[env_name] = json.dumps(
+        {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"region_name": "us-east-1", "endpoint_url": endpoint},
+        }
+    )
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    try:
+        yield MotoS3(endpoint, client)
+    finally:
+        os.environ.pop(env_name, None)
+        server.stop()
+
+
+@dataclass
+class Backend:
+    """One destination backend under test: where to write, and how to look at what landed."""
+
+    name: str
+    destination: str
+    conn_id: str | None
+    listing: Any  # () -> sorted list of every name under the destination (temp files included)
+    digest: Any  # (name) -> sha256 hex
+
+    def uri(self, name: str) -> str:
+        if self.name == "file":
+            return f"file://{self.destination.rstrip('/')}/{name}"
+        return f"{self.destination.rstrip('/')}/{name}"
+
+
+def local_backend(tmp_path: Path) -> Backend:
+    folder = tmp_path / "out" / "audio"
+
+    def listing() -> list[str]:
+        if not folder.exists():
+            return []
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+    def digest(name: str) -> str:
+        return hashlib.sha256((folder / name).read_bytes()).hexdigest()
+
+    return Backend("file", str(folder), None, listing, digest)
+
+
+def s3_backend(moto_s3: MotoS3) -> Backend:
+    bucket = moto_s3.new_bucket()
+    prefix = "tts/audio"
+
+    def listing() -> list[str]:
+        return [key[len(prefix) + 1 :] for key in moto_s3.keys(bucket)] + [
+            f"(pending upload) {key}" for key in moto_s3.pending_uploads(bucket)
+        ]
+
+    def digest(name: str) -> str:
+        return moto_s3.sha256(bucket, f"{prefix}/{name}")
+
+    return Backend("s3", f"s3://{bucket}/{prefix}/", MOTO_CONN_ID, listing, digest)
+
+
+@pytest.fixture(params=["file", "s3"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Each test using it runs once against a local folder and once against S3 (moto)."""
+    if request.param == "file":
+        return local_backend(tmp_path)
+    return s3_backend(request.getfixturevalue("moto_s3"))
+
+
+def transfer_dag(dag_id: str, **operator_kwargs: Any) -> Any:
+    """A one-task DAG around CambTTSToStorageOperator (task_id ``transfer``)."""
+    from datetime import datetime, timezone
+
+    from airflow.sdk import DAG
+
+    from airflow_provider_camb.transfers.camb_to_storage import CambTTSToStorageOperator
+
+    with DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+    ) as dag:
+        CambTTSToStorageOperator(task_id="transfer", **operator_kwargs)
+    return dag
+
+
+def unique_dag_id(request: pytest.FixtureRequest) -> str:
+    return "xfer_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
