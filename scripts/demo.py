@@ -33,15 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     airflow_home.mkdir(parents=True, exist_ok=True)
     env = _airflow_env(airflow_home)
 
-    _step("Preparing the Airflow metadata DB (SQLite in %s)" % _rel(airflow_home))
+    _step(f"Preparing the Airflow metadata DB (SQLite in {_rel(airflow_home)})")
     migrate = _run_airflow(["db", "migrate"], env, airflow_home / "db-migrate.log")
     if migrate != 0:
         return _fail(f"`airflow db migrate` failed; see {_rel(airflow_home / 'db-migrate.log')}")
 
     with CambEmulator(api_key="demo-api-key") as emulator:
+        # Chapters of different lengths that finish at different times, like a real batch.
         task_ids = [
-            *emulator.add_tts_tasks(TASK_COUNT // 2, pending_polls=2, duration_seconds=2.0),
-            *emulator.add_tts_tasks(TASK_COUNT - TASK_COUNT // 2, pending_polls=3, duration_seconds=3.5),
+            task_id
+            for chapter in range(TASK_COUNT)
+            for task_id in emulator.add_tts_tasks(
+                1, pending_polls=2 + chapter % 3, duration_seconds=1.5 + 0.75 * chapter
+            )
         ]
         _step(f"Camb.ai emulator at {emulator.base_url} with {len(task_ids)} TTS tasks in progress")
         env["AIRFLOW_CONN_CAMB_DEFAULT"] = emulator.connection_uri_json()
@@ -77,7 +81,9 @@ def _summarise(emulator: CambEmulator, task_ids: list[str], output: Path, elapse
     import soundfile
 
     api_calls = [entry for entry in emulator.journal if entry.path.startswith("/apis/")]
-    downloads = [entry for entry in emulator.journal if entry.endpoint == "download" and entry.method == "GET"]
+    downloads = [
+        entry for entry in emulator.journal if entry.endpoint == "download" and entry.method == "GET"
+    ]
     print()
     print(f"{'run ID':>8}  {'file':<28} {'size':>10}  {'duration':>8}")
     missing = []
