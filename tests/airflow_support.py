@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow.models.dagrun import DagRun
     from airflow.sdk import DAG
+
+
+EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
+
+
+def load_example_dag(dag_id: str) -> DAG:
+    """The example DAG ``example_dags/<dag_id>.py`` as the DAG processor parses it (no import errors)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS / f"{dag_id}.py"))
+    assert bag.import_errors == {}
+    return bag.dags[dag_id]
 
 
 class DagRunner:

@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 
+from tests.airflow_support import load_example_dag
 from tests.conftest import REPO_ROOT
 
 EXAMPLES = sorted((REPO_ROOT / "example_dags").glob("example_*.py"))
@@ -39,9 +40,7 @@ def test_all_examples_load_in_a_dagbag_without_errors_or_deprecation_warnings():
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
 def test_each_example_is_documented_and_marked_for_the_docs(path):
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(path)).dags[path.stem]
+    dag = load_example_dag(path.stem)
     text = path.read_text()
     assert dag.doc_md and dag.schedule is None and dag.params
     assert text.count("# [START ") == text.count("# [END ") >= 1

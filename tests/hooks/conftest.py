@@ -4,8 +4,9 @@ import json
 
 import pytest
 
+from tests.camb_api_fakes import BASE_URL
+
 API_KEY = "sk-test-0123456789abcdef"
-BASE_URL = "https://camb.test/apis"
 
 
 @pytest.fixture

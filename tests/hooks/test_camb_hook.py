@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -21,39 +20,8 @@ from airflow_provider_camb.exceptions import (
 )
 from airflow_provider_camb.hooks.camb import DEFAULT_BASE_URL, CambHook
 from airflow_provider_camb.run_ids import InvalidRunIdsError
-from tests.hooks.conftest import API_KEY, BASE_URL
-
-BULK = f"{BASE_URL}/tts-results"
-SINGLE = re.compile(rf"{re.escape(BASE_URL)}/tts-result/(\d+)")
-
-
-def audio_url(run_id: int) -> str:
-    return f"https://storage.test/audio/{run_id}.flac?X-Amz-Signature=secret{run_id}"
-
-
-def bulk_answer(shape: str = "url", leave_out: frozenset[int] = frozenset()) -> Any:
-    def answer(request: Any, context: Any) -> dict[str, Any]:
-        ids = request.json()["run_ids"]
-        return {
-            str(i): audio_url(i) if shape == "url" else {"output_url": audio_url(i)}
-            for i in ids
-            if i not in leave_out
-        }
-
-    return answer
-
-
-def single_answer(bad: dict[int, str] | None = None) -> Any:
-    bad = bad or {}
-
-    def answer(request: Any, context: Any) -> dict[str, Any]:
-        run_id = int(SINGLE.match(request.url).group(1))  # type: ignore[union-attr]
-        if run_id in bad:
-            context.status_code = 400
-            return {"detail": bad[run_id]}
-        return {"output_url": audio_url(run_id)}
-
-    return answer
+from tests.camb_api_fakes import BASE_URL, BULK, SINGLE, audio_url, bulk_answer, single_answer
+from tests.hooks.conftest import API_KEY
 
 
 def assert_valid_bulk_body(body: Any) -> None:

@@ -8,8 +8,9 @@ from unittest import mock
 
 import pytest
 
+from tests.camb_api_fakes import BASE_URL
+
 API_KEY = "sk-operator-test-0123456789"
-BASE_URL = "https://camb.test/apis"
 
 
 @pytest.fixture

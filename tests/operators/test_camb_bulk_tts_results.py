@@ -13,40 +13,15 @@ from airflow_provider_camb.exceptions import CambAPIError, CambRunsMissingError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.operators.camb import CambBulkTTSResultsOperator
 from airflow_provider_camb.xcom_keys import DELIVERED_URLS, MISSING_RUN_IDS
-from tests.operators.conftest import BASE_URL, pushed
-
-BULK = f"{BASE_URL}/tts-results"
-SINGLE = re.compile(rf"{re.escape(BASE_URL)}/tts-result/(\d+)")
-
-
-def audio_url(run_id: int) -> str:
-    return f"https://storage.test/audio/{run_id}.flac?X-Amz-Signature=secret{run_id}"
-
-
-def bulk_answer(shape: str = "url", leave_out: frozenset[int] = frozenset()) -> Any:
-    def answer(request: Any, context: Any) -> dict[str, Any]:
-        return {
-            str(i): audio_url(i) if shape == "url" else {"output_url": audio_url(i)}
-            for i in request.json()["run_ids"]
-            if i not in leave_out
-        }
-
-    return answer
-
-
-def single_answer(request: Any, context: Any) -> dict[str, Any]:
-    run_id = int(SINGLE.match(request.url).group(1))  # type: ignore[union-attr]
-    if run_id == 404404:
-        context.status_code = 400
-        return {"detail": f"Run ID {run_id} is not a valid TTS run"}
-    return {"output_url": audio_url(run_id)}
+from tests.camb_api_fakes import BULK, SINGLE, audio_url, bulk_answer, single_answer
+from tests.operators.conftest import pushed
 
 
 @pytest.fixture
 def api(requests_mock: Any, camb_connection: None) -> Any:
     """requests_mock answering both result endpoints; IDs in ``leave_out`` are missing."""
     requests_mock.post(BULK, json=bulk_answer())
-    requests_mock.get(SINGLE, json=single_answer)
+    requests_mock.get(SINGLE, json=single_answer({404404: "Run ID 404404 is not a valid TTS run"}))
     return requests_mock
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tests.airflow_support import load_example_dag
 from tests.conftest import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -14,16 +15,8 @@ EXAMPLE = REPO_ROOT / "example_dags" / "example_camb_bulk_tts_results.py"
 DAG_ID = "example_camb_bulk_tts_results"
 
 
-def load_example_dag():  # type: ignore[no-untyped-def]
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(EXAMPLE))
-    assert bag.import_errors == {}
-    return bag.dags[DAG_ID]
-
-
 def test_example_dag_imports_without_errors_or_warnings(recwarn):
-    dag = load_example_dag()
+    dag = load_example_dag(DAG_ID)
 
     assert dag.schedule is None
     assert dag.params["run_ids"] == [1001, 1002, 1003, 1004, 1005, 1006, 1007]
@@ -44,7 +37,7 @@ def test_example_dag_fetches_the_default_runs_of_a_fresh_emulator(
     dag_runner: DagRunner, camb_emulator: CambEmulator
 ):
     run_ids = camb_emulator.add_tts_runs(7)  # 1001..1007: the Param's default
-    dag = load_example_dag()
+    dag = load_example_dag(DAG_ID)
 
     dr = dag_runner.run(dag)
 

@@ -12,21 +12,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from airflow.sdk import DAG
 
+from airflow_provider_camb.operators.camb import CambBulkTTSResultsOperator
 from airflow_provider_camb.sensors.camb import CambTTSTaskSensor
 from airflow_provider_camb.xcom_keys import RUN_IDS_BY_TASK
-
-try:
-    from airflow_provider_camb.operators.camb import CambBulkTTSResultsOperator
-except ImportError:  # written concurrently; the chain tests wait for it
-    CambBulkTTSResultsOperator = None  # type: ignore[assignment,misc]
+from tests.airflow_support import load_example_dag
 
 if TYPE_CHECKING:
     from airflow_provider_camb.testing import CambEmulator
     from tests.airflow_support import DagRunner
-
-needs_bulk_operator = pytest.mark.skipif(
-    CambBulkTTSResultsOperator is None, reason="CambBulkTTSResultsOperator is not importable yet"
-)
 
 
 def new_dag(request: pytest.FixtureRequest) -> DAG:
@@ -44,7 +37,6 @@ def status_polls(emu: CambEmulator) -> Counter[str]:
     return Counter(entry.path.rsplit("/", 1)[-1] for entry in emu.requests("tts_status"))
 
 
-@needs_bulk_operator
 @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
 def test_sensor_output_feeds_the_bulk_results_operator(
     request, dag_runner: DagRunner, camb_emulator: CambEmulator, deferrable: bool
@@ -165,17 +157,10 @@ def test_mapped_sensors_wait_on_one_batch_each(request, dag_runner: DagRunner, c
     }
 
 
-@needs_bulk_operator
 def test_example_dag_waits_then_fetches_against_the_emulator(
     dag_runner: DagRunner, camb_emulator: CambEmulator
 ):
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import REPO_ROOT
-
-    bag = DagBag(dag_folder=str(REPO_ROOT / "example_dags" / "example_camb_tts_sensor.py"))
-    assert not bag.import_errors
-    dag = bag.dags["example_camb_tts_sensor"]
+    dag = load_example_dag("example_camb_tts_sensor")
     # PENDING at the sensor's first check, SUCCESS at the trigger's first poll: no 15 s sleep.
     task_ids = camb_emulator.add_tts_tasks(3, pending_polls=1)
     run_ids = [camb_emulator.run_id_for_task(task_id) for task_id in task_ids]

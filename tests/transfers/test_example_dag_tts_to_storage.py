@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import hashlib
 
+from tests.airflow_support import load_example_dag
 from tests.conftest import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "example_dags" / "example_camb_tts_to_storage.py"
 DAG_ID = "example_camb_tts_to_storage"
 
 
-def load_example_dag():  # type: ignore[no-untyped-def]
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(EXAMPLE))
-    assert bag.import_errors == {}
-    return bag.dags[DAG_ID]
-
-
 def test_example_dag_imports_without_errors_or_warnings(recwarn):
-    dag = load_example_dag()
+    dag = load_example_dag(DAG_ID)
 
     assert dag.schedule is None
     assert dag.doc_md
@@ -38,7 +31,7 @@ def test_example_dag_stores_the_audio_of_finished_tasks(dag_runner, camb_emulato
     run_ids = [camb_emulator.run_id_for_task(task_id) for task_id in task_ids]
 
     dag_run = dag_runner.run(
-        load_example_dag(),
+        load_example_dag(DAG_ID),
         run_conf={"camb_task_ids": task_ids, "destination": tmp_path.as_uri() + "/"},
     )
 
