@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_camb.exceptions import CambAPIError, CambAuthError
 from airflow_provider_camb.retry_policy import RETRYABLE_STATUS_CODES
@@ -126,6 +126,14 @@ def gave_up_error(result: PollResult, max_consecutive_errors: int) -> CambAPIErr
     )
 
 
+class TaskLog(Protocol):
+    """What the sensor's and the trigger's loggers (stdlib or Airflow's structlog) both offer."""
+
+    def info(self, event: str, *args: object) -> object: ...
+
+    def warning(self, event: str, *args: object) -> object: ...
+
+
 @dataclass
 class PollResult:
     """What one poll found.
@@ -152,6 +160,24 @@ class PollResult:
     def done(self) -> bool:
         """Every task succeeded."""
         return not self.pending and not self.failures
+
+    def log_still_waiting(self, log: TaskLog, total: int, max_consecutive_errors: int) -> None:
+        """The task-log lines of a poll after which the wait goes on (sensor and trigger alike)."""
+        if self.error is not None:
+            log.warning(
+                "Could not get every Camb.ai task status (%d of %d failed polls tolerated in a row): %s",
+                self.consecutive_errors,
+                max_consecutive_errors,
+                self.error,
+            )
+        for status in self.unknown:
+            log.warning("Unknown Camb.ai task status, waiting on it: %s", status.describe())
+        log.info(
+            "Camb.ai TTS tasks: %d of %d succeeded, %d still pending.",
+            len(self.run_ids_by_task),
+            total,
+            len(self.pending),
+        )
 
 
 class TTSTaskWaiter:

@@ -182,21 +182,7 @@ class CambTTSTaskSensor(BaseSensorOperator):
             return PokeReturnValue(is_done=True, xcom_value=run_ids)
         if result.gave_up:
             raise gave_up_error(result, self.max_consecutive_errors) from result.error
-        if result.error is not None:
-            self.log.warning(
-                "Could not get every Camb.ai task status (%d of %d failed pokes tolerated in a row): %s",
-                result.consecutive_errors,
-                self.max_consecutive_errors,
-                result.error,
-            )
-        for status in result.unknown:
-            self.log.warning("Unknown Camb.ai task status, waiting on it: %s", status.describe())
-        self.log.info(
-            "Camb.ai TTS tasks: %d of %d succeeded, %d still pending.",
-            len(result.run_ids_by_task),
-            len(waiter.task_ids),
-            len(result.pending),
-        )
+        result.log_still_waiting(self.log, len(waiter.task_ids), self.max_consecutive_errors)
         return False
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[int]:

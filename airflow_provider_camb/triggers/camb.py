@@ -132,21 +132,7 @@ class CambTTSTaskTrigger(BaseTrigger):
                         "endpoint": outage.endpoint,
                     },
                 }
-            if result.error is not None:
-                self.log.warning(
-                    "Polling Camb.ai task statuses failed (%d of %d tolerated in a row): %s",
-                    result.consecutive_errors,
-                    self.max_consecutive_errors,
-                    result.error,
-                )
-            for status in result.unknown:
-                self.log.warning("Unknown Camb.ai status, waiting on: %s", status.describe())
-            self.log.info(
-                "Camb.ai TTS tasks: %d of %d succeeded, %d still pending.",
-                len(result.run_ids_by_task),
-                len(self.camb_task_ids),
-                len(result.pending),
-            )
+            result.log_still_waiting(self.log, len(self.camb_task_ids), self.max_consecutive_errors)
             remaining = None if self.end_time is None else self.end_time - time.time()
             if remaining is not None and remaining <= 0:
                 return {
