@@ -121,7 +121,7 @@ METHOD = """## What is measured, and how
   (`time.perf_counter`) and measures **peak RSS growth**: the peak RSS is reset through
   `/proc/self/clear_refs` right before the copy, and growth = `VmHWM` after the copy minus
   `VmRSS` before it. `curl` is timed by its own `time_total`; its memory is its whole peak RSS.
-- **The operator** runs with its defaults (`max_concurrency=4`, `overwrite=False`, so every
+- **The operator** runs with its defaults (`max_concurrency=8`, `overwrite=False`, so every
   destination is checked first) through `execute()` with a stub task instance, into a fresh
   folder or key prefix.
 - **Order.** Within a repetition every candidate runs once per size; the order rotates from one

@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         action="append",
         default=None,
-        help="also run scenario 2 with this max_concurrency (default: 8)",
+        help="also run scenario 2 with this max_concurrency (default: 4, the old default)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="cProfile every operator run into the scratch dir"
@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace, scratch: Path) -> list[dict[str, Any]]:
             _scenarios.run_file_large(bench, plan.file_sizes)
         if "many_small" in chosen:
             print(f"2. {plan.many_files} files of 1 MiB to file://, 20 ms before each first byte", flush=True)
-            extra = args.extra_concurrency if args.extra_concurrency is not None else [8]
+            extra = args.extra_concurrency if args.extra_concurrency is not None else [4]
             _scenarios.run_many_small(bench, plan.many_files, MiB, extra)
         if "s3" in chosen:
             print("3. one file to s3:// on moto", flush=True)

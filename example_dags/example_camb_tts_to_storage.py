@@ -75,7 +75,7 @@ with DAG(
         destination_conn_id="{{ params.destination_conn_id or '' }}",
         filename_template="{run_id}.{ext}",
         overwrite=False,  # a re-run copies only what is missing
-        max_concurrency=4,
+        max_concurrency=8,  # files in flight (the default)
     )
     # return_value: {"<run_id>": "<destination URI>"}; sizes under XCom key "camb_file_sizes".
     # [END howto_transfer_camb_tts_to_storage]

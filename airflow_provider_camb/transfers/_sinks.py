@@ -4,11 +4,18 @@ Each backend gets the cheapest way to make that true:
 
 * local files: write ``.<name>.<random>.part`` in the same folder, ``os.replace`` it into place
   (atomic on POSIX within one filesystem); on failure the temp file is deleted.
-* S3 and GCS (``s3fs``/``gcsfs``): write straight to the final key and, on failure, ``discard()``
-  the upload: s3fs aborts the multipart upload (parts are never visible) and a file smaller than
-  one part is only PUT on close, which never happens; gcsfs cancels its resumable upload. The
-  fsspec file is then marked closed, because fsspec's ``close()`` (called by ``with`` on error
-  and by ``__del__``) would *commit* the partial upload.
+* S3 (``s3``/``s3a``, with the amazon provider's boto3): ``write()`` only queues the chunk; a
+  background thread feeds the queue to boto3's ``upload_fileobj``, which uploads 8 MiB parts
+  two at a time while the download goes on (s3fs uploads each part synchronously inside
+  ``write()``, so the download would stall during every part). On failure the reader raises
+  inside s3transfer, which aborts the multipart upload (parts are never visible); a file below
+  the multipart threshold is only PUT after its last byte, which never comes. Memory per file:
+  the queue plus two parts in flight.
+* S3 without boto3 / the amazon hook, and GCS (``s3fs``/``gcsfs``): write straight to the final
+  key and, on failure, ``discard()`` the upload: s3fs aborts the multipart upload and a file
+  smaller than one part is only PUT on close, which never happens; gcsfs cancels its resumable
+  upload. The fsspec file is then marked closed, because fsspec's ``close()`` (called by
+  ``with`` on error and by ``__del__``) would *commit* the partial upload.
 * any other fsspec backend: write a temp key beside the final one, then ``mv`` it into place;
   on failure discard and delete the temp key.
 """
@@ -17,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import secrets
+import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -30,6 +39,19 @@ DISCARDABLE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs"})
 #: Multipart part size on object stores: bounded memory per file (s3fs buffers one part, and
 #: copies it once while uploading), few enough requests; S3's minimum is 5 MiB.
 OBJECT_STORE_PART_SIZE = 16 * 2**20
+
+#: S3 protocols that get the streaming boto3 sink (``s3n`` is legacy Hadoop: left to s3fs).
+STREAMING_S3_PROTOCOLS = frozenset({"s3", "s3a"})
+#: Part size and multipart threshold of the streaming S3 sink: 8 MiB (boto3's default) halves the
+#: memory of 16 MiB parts at the same speed; 10,000 parts still allow 80 GB per file.
+S3_PART_SIZE = 8 * 2**20
+#: Parts uploaded at once per file (and parts held in memory): two keep moto/S3 busy while the
+#: next part fills; more only adds memory, the download is the other half of the pipeline.
+S3_UPLOAD_CONCURRENCY = 2
+#: Chunks (``write()`` calls, 1 MiB from the downloader) queued between download and upload.
+S3_QUEUE_CHUNKS = 8
+#: Seconds a blocked ``write()``/``commit()`` waits before checking that the uploader still runs.
+_LIVENESS_POLL_SECONDS = 0.1
 
 TEMP_SUFFIX = ".part"
 
@@ -84,13 +106,70 @@ def existing_size(path: ObjectStoragePath) -> int | None:
     return int(size) if size is not None else None
 
 
-def open_atomic(path: ObjectStoragePath) -> AtomicSink:
-    """Start writing the file at ``path`` so that it appears only on ``commit()``."""
+def open_atomic(path: ObjectStoragePath, s3_clients: S3Clients | None = None) -> AtomicSink:
+    """Start writing the file at ``path`` so that it appears only on ``commit()``.
+
+    :param path: the final path.
+    :param s3_clients: boto3 clients shared by the files of one run; ``None`` makes one for
+        this file only (fine for a single file, wasteful for many).
+    """
     if is_local(path):
         return _LocalSink(path.path)
+    if path.protocol in STREAMING_S3_PROTOCOLS:
+        client = (s3_clients or S3Clients()).get(path.conn_id)
+        if client is not None:
+            return S3StreamSink(client, path.bucket, path.key)
     if path.protocol in DISCARDABLE_PROTOCOLS:
         return _DiscardableSink(path.fs, path.path)
     return _TempKeySink(path.fs, path.path)
+
+
+class S3Clients:
+    """boto3 S3 clients by connection ID, made once per operator run and shared by its threads.
+
+    Creating a client costs tens of milliseconds (connection lookup, service model); boto3
+    clients are thread-safe, so one per connection serves every file.
+
+    :param max_connections: the client's HTTP pool size: the uploads in flight at once
+        (files x parts per file), so connections are reused rather than dropped.
+    """
+
+    def __init__(self, max_connections: int = 10) -> None:
+        self.max_connections = max_connections
+        self._clients: dict[str | None, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, conn_id: str | None) -> Any:
+        """The client for ``conn_id`` (``None``: boto3's default credential chain, like the
+        amazon provider's s3 filesystem), or ``None`` when the s3fs sink must do: the amazon
+        provider or boto3 is not installed, or the connection needs a custom request signer
+        that only the provider's s3fs setup applies."""
+        with self._lock:
+            if conn_id not in self._clients:
+                self._clients[conn_id] = self._make(conn_id)
+            return self._clients[conn_id]
+
+    def _make(self, conn_id: str | None) -> Any:
+        # Lazily: boto3 and the amazon provider come with the ``s3`` extra, and cost import time.
+        try:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            from botocore import UNSIGNED
+            from botocore.config import Config
+        except ImportError:
+            return None
+        # The same hook and connection the amazon provider's s3 filesystem (``get_fs``) uses.
+        hook = S3Hook(aws_conn_id=conn_id)
+        service_config = hook.service_config
+        if service_config.get("signer"):
+            return None
+        config = hook.config.merge(Config(max_pool_connections=max(10, self.max_connections)))
+        if proxy := service_config.get("proxy-uri"):
+            config = config.merge(Config(proxies={"http": proxy, "https": proxy}))
+        # As get_fs does: no credentials anywhere means anonymous access. A key in the connection
+        # settles it without building a second boto3 session (~20 ms) just to ask.
+        if not hook.conn_config.aws_access_key_id and hook.get_session().get_credentials() is None:
+            config = config.merge(Config(signature_version=UNSIGNED))
+        return hook.get_client_type(config=config)
 
 
 class _LocalSink:
@@ -177,3 +256,144 @@ class _TempKeySink:
         with contextlib.suppress(Exception):
             if self._fs.exists(self._temp):
                 self._fs.rm(self._temp)
+
+
+class S3UploadError(Exception):
+    """The background upload of an S3 sink failed; nothing was committed at the key."""
+
+
+class _Abort(Exception):
+    """Raised inside s3transfer by the reader so that it aborts the upload."""
+
+
+_EOF = object()
+
+
+class _QueueReader:
+    """The read end of the queue, as the non-seekable file object s3transfer expects.
+
+    ``read(n)`` blocks until it has ``n`` bytes or the end: s3transfer takes a short read for
+    the end of the file (and would decide "no multipart" or send a part S3 rejects as too small).
+    """
+
+    def __init__(self, chunks: queue.Queue[Any], aborted: threading.Event) -> None:
+        self._chunks = chunks
+        self._aborted = aborted
+        self._pending: memoryview = memoryview(b"")
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        want = size if size is not None and size >= 0 else None
+        parts: list[bytes | memoryview] = []
+        have = 0
+        while want is None or have < want:
+            if not self._pending:
+                if self._eof:
+                    break
+                item = self._chunks.get()
+                if self._aborted.is_set():
+                    raise _Abort("the download was abandoned; upload aborted")
+                if item is _EOF:
+                    self._eof = True
+                    break
+                self._pending = memoryview(item)
+            take = self._pending if want is None else self._pending[: want - have]
+            parts.append(take)
+            have += len(take)
+            self._pending = self._pending[len(take) :]
+        return b"".join(parts)
+
+
+class S3StreamSink:
+    """Streams into one S3 key through boto3 ``upload_fileobj`` running in a thread of its own.
+
+    :param client: a boto3 S3 client (thread-safe, shared).
+    :param bucket: the bucket.
+    :param key: the final key.
+    """
+
+    def __init__(self, client: Any, bucket: str, key: str) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        self._where = f"s3://{bucket}/{key}"
+        self._chunks: queue.Queue[Any] = queue.Queue(maxsize=S3_QUEUE_CHUNKS)
+        self._aborted = threading.Event()
+        self._finished = threading.Event()
+        self._error: BaseException | None = None
+        config = TransferConfig(
+            multipart_threshold=S3_PART_SIZE,
+            multipart_chunksize=S3_PART_SIZE,
+            max_concurrency=S3_UPLOAD_CONCURRENCY,
+            use_threads=True,
+            # The CRT client would read the stream its own way; the classic one is what we tune.
+            preferred_transfer_client="classic",
+        )
+        # s3transfer reads ahead up to this many parts of a non-seekable stream (default 10,
+        # i.e. 80 MiB per file): only as many as are being uploaded.
+        config.max_in_memory_upload_chunks = S3_UPLOAD_CONCURRENCY
+        reader = _QueueReader(self._chunks, self._aborted)
+        self._thread = threading.Thread(
+            target=self._upload,
+            args=(client, reader, bucket, key, config),
+            name="camb-s3-upload",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _upload(self, client: Any, reader: _QueueReader, bucket: str, key: str, config: Any) -> None:
+        try:
+            client.upload_fileobj(reader, bucket, key, Config=config)
+        except BaseException as err:
+            self._error = err
+        finally:
+            self._finished.set()
+
+    def _put(self, item: Any) -> None:
+        # Never block forever on a full queue: if the uploader died, nobody will empty it.
+        while True:
+            if self._finished.is_set():
+                raise self._failure()
+            try:
+                self._chunks.put(item, timeout=_LIVENESS_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def _failure(self) -> S3UploadError:
+        err = self._error
+        if err is None:
+            return S3UploadError(f"upload to {self._where} ended before the last byte was written")
+        return S3UploadError(f"upload to {self._where} failed: {type(err).__name__}: {err}")
+
+    def write(self, data: bytes | memoryview) -> None:
+        # bytes cannot change under us; anything else (a reused buffer) is copied.
+        self._put(data if isinstance(data, bytes) else bytes(data))
+
+    def commit(self) -> None:
+        try:
+            self._put(_EOF)
+            self._thread.join()
+            if self._error is not None:
+                raise self._failure() from self._error
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Make the upload fail inside s3transfer, and wait until it has cleaned up.
+
+        s3transfer aborts the multipart upload before ``upload_fileobj`` returns, so once this
+        returns nothing is left at the key: no object, no pending upload.
+        """
+        self._aborted.set()
+        # Empty the queue (frees memory, makes room), then wake a reader waiting for a chunk.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._chunks.get_nowait()
+        with contextlib.suppress(queue.Full):
+            self._chunks.put_nowait(_EOF)
+        # Bounded by botocore's own timeouts and retries on the parts still in flight.
+        self._thread.join()

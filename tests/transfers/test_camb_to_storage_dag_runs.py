@@ -35,7 +35,12 @@ def assert_all_delivered(dag_runner, dag_run, emu, backend: Backend, run_ids, ex
 
 def test_run_ids_are_streamed_byte_identical_to_both_backends(dag_runner, request, camb_emulator, backend):
     emu = camb_emulator
-    run_ids = emu.add_tts_runs(3, size_bytes=300_000) + emu.add_tts_runs(2, size_bytes=6 * 2**20)
+    # Small files, one part, and (on S3) a multipart upload of three 8 MiB parts.
+    run_ids = (
+        emu.add_tts_runs(3, size_bytes=300_000)
+        + emu.add_tts_runs(1, size_bytes=6 * 2**20)
+        + emu.add_tts_runs(1, size_bytes=17 * 2**20 + 5)
+    )
 
     dag_run = run_transfer(dag_runner, request, backend, run_ids=run_ids, max_concurrency=3)
 
@@ -118,13 +123,23 @@ def test_transient_faults_end_in_whole_files(
         assert 1.0 in download_sleeps  # Retry-After honoured
 
 
+@pytest.mark.parametrize(
+    ("size_mib", "cut_mib"),
+    [
+        # Below S3's 8 MiB multipart threshold: the single PUT must never be sent.
+        (7, 6),
+        # Two 8 MiB parts are uploaded before the cut: the multipart upload must be aborted.
+        (20, 18),
+    ],
+    ids=["one_put", "multipart"],
+)
 def test_faults_beyond_the_retry_budget_leave_nothing_at_the_final_path(
-    dag_runner, request, camb_emulator, backend
+    dag_runner, request, camb_emulator, backend, size_mib, cut_mib
 ):
     emu = camb_emulator
-    (run_id,) = emu.add_tts_runs(1, size_bytes=7 * 2**20)
-    # More cuts than attempts; the cut comes after a full S3 part would have been buffered.
-    emu.reset_downloads_after(6 * 2**20, count=10)
+    (run_id,) = emu.add_tts_runs(1, size_bytes=size_mib * 2**20)
+    # More cuts than attempts.
+    emu.reset_downloads_after(cut_mib * 2**20, count=10)
 
     dag_run = run_transfer(dag_runner, request, backend, run_ids=[run_id])
 
