@@ -174,12 +174,16 @@ def plot(summary_: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    # One colour per client in both panels, so a line can be followed from time to memory.
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colour = {key: palette[index % len(palette)] for index, key in enumerate(sorted(LABELS))}
     series: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for row in summary_["ratios"]:
         series[(row["scenario"], row["candidate"])].append((row["size"] / MiB, row["ratio"]))
     for key, points in sorted(series.items()):
         xs, ys = zip(*sorted(points), strict=True)
-        left.plot(xs, ys, marker="o", label=LABELS.get(key, "/".join(key)) + f" / {BASELINES[key[0]]}")
+        label = LABELS.get(key, "/".join(key)) + f" / {BASELINES[key[0]]}"
+        left.plot(xs, ys, marker="o", color=colour.get(key), label=label)
     left.axhline(TIME_RATIO_LIMIT, color="grey", linestyle="--", label=f"target {TIME_RATIO_LIMIT}x")
     left.set(xscale="log", xlabel="file size (MiB)", ylabel="median time / baseline median time",
              title="Time ratio (lower is better)")  # fmt: skip
@@ -191,7 +195,7 @@ def plot(summary_: dict[str, Any], path: Path) -> None:
     for key, points in sorted(memory.items()):
         xs, ys = zip(*sorted(points), strict=True)
         style = "-" if key[1] == "operator" else ":"
-        right.plot(xs, [max(y, 0.1) for y in ys], style, marker="o", label=LABELS[key])
+        right.plot(xs, [max(y, 0.1) for y in ys], style, marker="o", color=colour[key], label=LABELS[key])
     for scenario, limit in RSS_LIMIT.items():
         right.axhline(limit / MiB, color="grey", linestyle="--", linewidth=0.8, label=f"limit {scenario}")
     right.set(xscale="log", yscale="log", xlabel="file size (MiB)", ylabel="median peak RSS growth (MiB)",
