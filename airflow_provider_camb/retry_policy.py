@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import email.utils
+import random
 import time
 from typing import TYPE_CHECKING
 
-from tenacity import wait_exponential_jitter
 from tenacity.wait import wait_base
 
 if TYPE_CHECKING:
@@ -41,6 +41,25 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def backoff_seconds(
+    attempt: int,
+    retry_after: float | None = None,
+    *,
+    initial: float = 1.0,
+    maximum: float = 30.0,
+    retry_after_cap: float = MAX_RETRY_AFTER_SECONDS,
+) -> float:
+    """How long to wait before retry number ``attempt`` (1 for the first retry).
+
+    The server's ``Retry-After`` when it gave one (capped); otherwise ``initial`` doubling per
+    retry up to ``maximum``, plus up to ``initial`` of random jitter so that many workers hit by
+    the same outage do not come back in lockstep.
+    """
+    if retry_after is not None:
+        return min(retry_after, retry_after_cap)
+    return min(maximum, initial * 2 ** (attempt - 1)) + random.uniform(0, initial)
+
+
 class WaitRetryAfterOrBackoff(wait_base):
     """Wait as long as the server's ``Retry-After`` says (capped), else exponential backoff with jitter.
 
@@ -52,14 +71,20 @@ class WaitRetryAfterOrBackoff(wait_base):
     def __init__(
         self, initial: float = 1.0, maximum: float = 30.0, retry_after_cap: float = MAX_RETRY_AFTER_SECONDS
     ) -> None:
-        self._backoff = wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
+        self._initial = initial
+        self._maximum = maximum
         self._retry_after_cap = retry_after_cap
 
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
+        retry_after = None
         if outcome is not None and not outcome.failed:
             response: requests.Response = outcome.result()
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None:
-                return min(retry_after, self._retry_after_cap)
-        return float(self._backoff(retry_state))
+        return backoff_seconds(
+            retry_state.attempt_number,
+            retry_after,
+            initial=self._initial,
+            maximum=self._maximum,
+            retry_after_cap=self._retry_after_cap,
+        )

@@ -58,3 +58,19 @@ def test_signed_urls_are_logged_without_secrets(url, shown):
 def test_scrub_secret_removes_every_occurrence():
     assert scrub_secret("key k1 and k1", "k1") == "key *** and ***"
     assert scrub_secret("nothing", "") == "nothing"
+
+
+@pytest.mark.parametrize(("attempt", "low"), [(1, 1.0), (2, 2.0), (3, 4.0), (6, 30.0), (40, 30.0)])
+def test_backoff_doubles_up_to_a_ceiling_plus_jitter(attempt, low):
+    from airflow_provider_camb.retry_policy import backoff_seconds
+
+    waits = [backoff_seconds(attempt) for _ in range(50)]
+    assert all(low <= wait <= low + 1.0 for wait in waits)
+    assert len(set(waits)) > 1, "jitter spreads the retries of many workers"
+
+
+def test_backoff_follows_retry_after_but_caps_it():
+    from airflow_provider_camb.retry_policy import MAX_RETRY_AFTER_SECONDS, backoff_seconds
+
+    assert backoff_seconds(3, 7.5) == 7.5
+    assert backoff_seconds(1, 86_400.0) == MAX_RETRY_AFTER_SECONDS

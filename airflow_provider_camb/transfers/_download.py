@@ -6,7 +6,6 @@ host (or anything a signed URL redirects to) cannot see it.
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from airflow_provider_camb import __version__
 from airflow_provider_camb.redaction import redact_url
-from airflow_provider_camb.retry_policy import MAX_RETRY_AFTER_SECONDS, parse_retry_after
+from airflow_provider_camb.retry_policy import backoff_seconds, parse_retry_after
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -83,10 +82,7 @@ class RetrySettings:
     backoff_max: float = 30.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, MAX_RETRY_AFTER_SECONDS)
-        base = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1))
-        return base + random.uniform(0, self.backoff_initial)
+        return backoff_seconds(attempt, retry_after, initial=self.backoff_initial, maximum=self.backoff_max)
 
 
 @dataclass(frozen=True)
