@@ -165,14 +165,20 @@ class Downloader:
     def close(self) -> None:
         self.session.close()
 
-    def head(self, url: str) -> ResponseInfo:
-        """Size and type of the file behind ``url``, without its body."""
+    def _send(self, method: str, url: str, *, stream: bool = False) -> requests.Response:
+        """One request; a network failure becomes a transient error, a malformed one permanent."""
         try:
-            response = self.session.head(url, timeout=self.timeout, allow_redirects=True)
+            return self.session.request(
+                method, url, stream=stream, timeout=self.timeout, allow_redirects=True
+            )
         except (requests.ConnectionError, requests.Timeout) as err:
             raise TransientDownloadError(describe_error(err)) from None
         except requests.RequestException as err:
             raise PermanentDownloadError(describe_error(err)) from None
+
+    def head(self, url: str) -> ResponseInfo:
+        """Size and type of the file behind ``url``, without its body."""
+        response = self._send("HEAD", url)
         with response:
             _check_status(response, "HEAD")
             return _info(response)
@@ -188,12 +194,7 @@ class Downloader:
         :return: the response's info, ``size`` being the bytes actually written.
         :raises TransientDownloadError: on a broken or short body (the sink was aborted).
         """
-        try:
-            response = self.session.get(url, stream=True, timeout=self.timeout, allow_redirects=True)
-        except (requests.ConnectionError, requests.Timeout) as err:
-            raise TransientDownloadError(describe_error(err)) from None
-        except requests.RequestException as err:
-            raise PermanentDownloadError(describe_error(err)) from None
+        response = self._send("GET", url, stream=True)
         with response:
             _check_status(response, "GET")
             info = _info(response)
