@@ -47,10 +47,9 @@ def parse_urls(value: object) -> dict[int, str]:
 
     :raises InvalidTransferInputError: naming every bad entry at once.
     """
-    mapping = _as_mapping(value)
     urls: dict[int, str] = {}
     problems: list[str] = []
-    for key, url in mapping.items():
+    for key, url in _entries(value):
         try:
             (run_id,) = normalise_run_ids([key])
         except InvalidRunIdsError:
@@ -70,19 +69,17 @@ def parse_urls(value: object) -> dict[int, str]:
     return urls
 
 
-def _as_mapping(value: object) -> Mapping[object, object]:
+def _entries(value: object) -> list[tuple[object, object]]:
+    """Every ``(run_id, url)`` pair, the maps of a mapped upstream kept apart (not merged), so a
+    run that two maps give different URLs is reported instead of one URL silently winning."""
     if isinstance(value, str):
         value = _parse_text(value)
     if isinstance(value, Mapping):
-        return value
+        return list(value.items())
     if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
-        merged: dict[object, object] = {}
-        for item in value:
-            if not isinstance(item, Mapping):
-                break
-            merged.update(item)
-        else:
-            return merged
+        items = list(value)
+        if all(isinstance(item, Mapping) for item in items):
+            return [pair for item in items for pair in item.items()]
     raise InvalidTransferInputError(
         "urls must be a mapping {'<run_id>': '<url>'} (the CambBulkTTSResultsOperator output), "
         f"got {type(value).__name__}"

@@ -99,6 +99,7 @@ URL = "https://store.example/files/1001.flac?expires=1&signature=abc"
         {"1001": URL},
         {1001: URL},
         [{"1001": URL}],  # a mapped upstream task
+        [{"1001": URL}, {"1001": URL}],  # the same run twice, with the same URL
         '{"1001": "' + URL + '"}',  # JSON
         "{'1001': '" + URL + "'}",  # what Jinja renders a dict to
         "{1001: '" + URL + "'}",
@@ -117,6 +118,7 @@ def test_urls_accepts_the_bulk_map_in_every_shape(value):
         ({"1001": "s3://bucket/key"}, "only http(s) URLs"),
         ({"1001": "https:///nohost"}, "has no host"),
         ({"1001": 42}, "expected a URL string"),
+        ([{"1001": URL}, {"1001": "https://other.test/1001.flac"}], "run 1001 has two different URLs"),
         ("__import__('os').system('id')", "neither JSON nor a Python literal"),
         (["not a map"], "must be a mapping"),
         (42, "must be a mapping"),
