@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
+
+from airflow_provider_camb.rendered_lists import split_rendered_list
 
 # POST /tts-results accepts 2 to 5 unique positive integers (RunIDsRequestPayload).
 MIN_BULK_CHUNK = 2
@@ -27,16 +28,7 @@ def parse_run_ids_text(text: str) -> list[str]:
 
     Accepts ``"[1, 2, 3]"`` (a rendered list), ``"1,2,3"``, ``"1 2 3"`` and ``"7"``.
     """
-    stripped = text.strip()
-    if stripped.startswith("["):
-        try:
-            parsed = json.loads(stripped.replace("'", '"'))
-        except json.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, list):
-            return [str(item) for item in parsed]
-        stripped = stripped.strip("[]")
-    return [part for part in stripped.replace(",", " ").split() if part]
+    return [str(item) for item in split_rendered_list(text)]
 
 
 def normalise_run_ids(values: object) -> list[int]:

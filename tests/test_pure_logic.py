@@ -21,7 +21,14 @@ def test_chunks_are_as_few_and_even_as_possible(count, sizes):
 
 @pytest.mark.parametrize(
     ("text", "ids"),
-    [("[1, 2, 3]", [1, 2, 3]), ("1,2,3", [1, 2, 3]), (" 4 5 ", [4, 5]), ("7", [7]), ("['8', '9']", [8, 9])],
+    [
+        ("[1, 2, 3]", [1, 2, 3]),
+        ("(3, 4)", [3, 4]),
+        ("1,2,3", [1, 2, 3]),
+        (" 4 5 ", [4, 5]),
+        ("7", [7]),
+        ("['8', '9']", [8, 9]),
+    ],
 )
 def test_rendered_template_strings_become_run_ids(text, ids):
     assert normalise_run_ids(parse_run_ids_text(text)) == ids

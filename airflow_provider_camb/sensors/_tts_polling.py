@@ -6,14 +6,13 @@ trigger about sleeping and its deadline. What a status *means* is decided here, 
 
 from __future__ import annotations
 
-import ast
-import json
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_camb.exceptions import CambAPIError, CambAuthError
+from airflow_provider_camb.rendered_lists import split_rendered_list
 from airflow_provider_camb.retry_policy import RETRYABLE_STATUS_CODES
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ def normalise_task_ids(value: object) -> list[str]:
     :raises ValueError: if there is no ID, or any item is not a non-empty string without ``/``.
     """
     if isinstance(value, str):
-        items: list[object] = list(_parse_task_ids_text(value))
+        items: list[object] = split_rendered_list(value)
     elif isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
         items = list(value)
     else:
@@ -61,20 +60,6 @@ def normalise_task_ids(value: object) -> list[str]:
     if not ids:
         raise ValueError("No Camb.ai task IDs were given (camb_task_ids is empty).")
     return list(ids)
-
-
-def _parse_task_ids_text(text: str) -> list[object]:
-    stripped = text.strip()
-    if stripped.startswith(("[", "(")):
-        for parse in (json.loads, ast.literal_eval):
-            try:
-                parsed = parse(stripped)
-            except (ValueError, SyntaxError):
-                continue
-            if isinstance(parsed, (list, tuple)):
-                return list(parsed)
-        stripped = stripped.strip("[]()")
-    return [part.strip("'\" ") for part in stripped.replace(",", " ").split() if part.strip("'\" ")]
 
 
 def is_transient(error: CambAPIError) -> bool:
