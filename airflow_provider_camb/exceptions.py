@@ -45,6 +45,10 @@ class CambAuthError(CambAPIError):
     """Camb.ai rejected the API key (HTTP 401 or 403). Retrying cannot help."""
 
 
+class CambStreamBrokenError(CambAPIError):
+    """A streamed answer (``POST /tts-stream``) broke off before its end; asking again may work."""
+
+
 def _rebuild_api_error(
     cls: type[CambAPIError], message: str, status_code: int | None, endpoint: str
 ) -> CambAPIError:

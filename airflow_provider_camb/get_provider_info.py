@@ -12,8 +12,9 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-camb",
         "name": "Camb.ai",
-        "description": "`Camb.ai <https://camb.ai/>`__ speech API: text-to-speech results, task sensors "
-        "and a streaming transfer of the audio to any cloud storage.",
+        # The link goes last: the UI glues a mid-sentence link to the word after it.
+        "description": "The Camb.ai speech API: text to speech into any storage, bulk TTS results, task "
+        "sensors and a streaming transfer of the audio. `Camb.ai <https://camb.ai/>`__",
         "integrations": [
             {
                 "integration-name": "Camb.ai",
@@ -49,7 +50,6 @@ def get_provider_info() -> dict[str, Any]:
                     "placeholders": {
                         "host": "https://client.camb.ai/apis",
                         "password": "Your Camb.ai API key",
-                        "extra": '{"timeout": 60, "max_retries": 5}',
                     },
                 },
                 "conn-fields": {

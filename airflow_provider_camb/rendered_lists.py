@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def split_rendered_list(text: str) -> list[object]:
@@ -23,3 +27,14 @@ def split_rendered_list(text: str) -> list[object]:
                 return list(parsed)
         stripped = stripped.strip("[]()")
     return [part.strip("'\" ") for part in stripped.replace(",", " ").split() if part.strip("'\" ")]
+
+
+def materialise(values: Iterable[T]) -> list[T]:
+    """The items of a list, a tuple or a lazy XCom sequence (a mapped upstream's output), read once.
+
+    A lazy sequence knows its length and hands out a slice in one request; iterating it instead
+    probes one index past the end, which Airflow logs as ``XCom not found ... offset=N`` at ERROR.
+    """
+    if isinstance(values, Sequence) and not isinstance(values, (str, bytes)):
+        return list(values[:])
+    return list(values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from airflow_provider_camb.rendered_lists import split_rendered_list
+from airflow_provider_camb.rendered_lists import materialise, split_rendered_list
 
 # POST /tts-results accepts 2 to 5 unique positive integers (RunIDsRequestPayload).
 MIN_BULK_CHUNK = 2
@@ -45,7 +45,7 @@ def normalise_run_ids(values: object) -> list[int]:
     elif isinstance(values, int) and not isinstance(values, bool):
         items = [values]
     elif isinstance(values, Iterable) and not isinstance(values, (bytes, dict)):
-        items = list(values)
+        items = materialise(values)
     else:
         raise InvalidRunIdsError(
             f"run_ids must be a run ID or a list of run IDs, got {type(values).__name__}: {values!r}",

@@ -81,8 +81,11 @@ def _summarise(emulator: CambEmulator, task_ids: list[str], output: Path, elapse
     import soundfile
 
     api_calls = [entry for entry in emulator.journal if entry.path.startswith("/apis/")]
+    # A ranged GET of one byte is a size check of a file already there, not a download.
     downloads = [
-        entry for entry in emulator.journal if entry.endpoint == "download" and entry.method == "GET"
+        entry
+        for entry in emulator.journal
+        if entry.endpoint == "download" and entry.method == "GET" and entry.range is None
     ]
     print()
     print(f"{'run ID':>8}  {'file':<28} {'size':>10}  {'duration':>8}")

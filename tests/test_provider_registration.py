@@ -217,7 +217,7 @@ def test_test_connection_reports_a_rejected_key(requests_mock: requests_mock_mod
     ok, message = _connection().test_connection()
 
     assert not ok
-    assert "API key was rejected" in message
+    assert "rejected the API key" in message
     assert "HTTP 401" in message
     assert "secret-key-123" not in message
     assert requests_mock.call_count == 1  # 401 is never retried
@@ -229,3 +229,14 @@ def test_test_connection_without_a_key_says_so(requests_mock: requests_mock_modu
     assert not ok
     assert "no API key" in message
     assert requests_mock.call_count == 0
+
+
+def test_the_description_puts_its_link_last_so_the_ui_does_not_glue_it_to_a_word():
+    description = get_provider_info()["description"]
+    assert description.rstrip().endswith("`Camb.ai <https://camb.ai/>`__")
+    assert description.count("<https://") == 1
+
+
+def test_no_placeholder_is_declared_for_a_field_airflow_never_reads_placeholders_of():
+    (connection_type,) = get_provider_info()["connection-types"]
+    assert set(connection_type["ui-field-behaviour"]["placeholders"]) == {"host", "password"}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
 import tenacity
 from airflow.sdk import BaseHook
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from airflow_provider_camb import __version__
 from airflow_provider_camb.exceptions import (
@@ -17,6 +19,7 @@ from airflow_provider_camb.exceptions import (
     CambAuthError,
     CambConnectionConfigError,
     CambRunsMissingError,
+    CambStreamBrokenError,
 )
 from airflow_provider_camb.redaction import redact_url, scrub_secret
 from airflow_provider_camb.retry_policy import RETRYABLE_STATUS_CODES, WaitRetryAfterOrBackoff
@@ -24,17 +27,86 @@ from airflow_provider_camb.run_ids import normalise_run_ids, plan_chunks
 from airflow_provider_camb.task_status import CambTaskStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from airflow.sdk import Connection
+
+    from airflow_provider_camb.tts_request import TTSStreamRequest
 
 DEFAULT_BASE_URL = "https://client.camb.ai/apis"
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_MAX_RETRIES = 5
+#: The connection Test (UI button, ``airflow connections test``) waits this long per phase and
+#: never retries: a person is watching a spinner, and a dead host must answer in seconds.
+TEST_CONNECTION_TIMEOUT_SECONDS = 5.0
+#: The labels of the connection form's fields, so messages name what the user sees.
+API_KEY_LABEL = "API Key"
 USER_AGENT = f"airflow-provider-camb/{__version__}"
 
 # The answers that mean "these run IDs are not servable", as opposed to "the service is unwell".
 ID_REJECTION_STATUS_CODES = frozenset({400, 404, 422})
+
+
+class _KeyGuardingSession(requests.Session):
+    """A session that never carries the API key to another origin, even if a caller follows a
+    redirect through it (requests strips only ``Authorization`` across hosts, never custom
+    headers such as ``x-api-key``)."""
+
+    def __init__(self, api_origin: str) -> None:
+        super().__init__()
+        self.api_origin = api_origin
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if _origin(prepared_request.url or "") != self.api_origin:
+            prepared_request.headers.pop("x-api-key", None)
+
+
+@dataclass(frozen=True)
+class TTSStreamInfo:
+    """What one synthesised text came back as.
+
+    :param content_type: the answer's ``Content-Type``.
+    :param credits: the ``X-Credits-Required`` header as a number, ``None`` if absent.
+    :param bytes: body bytes received.
+    """
+
+    content_type: str | None
+    credits: float | None
+    bytes: int
+
+
+class TTSStream:
+    """The audio of one ``POST /tts-stream`` answer, read as it arrives (see ``CambHook.stream_tts``)."""
+
+    #: Bytes per read: large enough to keep the copy cheap, small enough for flat memory.
+    chunk_size = 256 * 1024
+
+    def __init__(self, response: requests.Response) -> None:
+        self._response = response
+        self.content_type: str | None = response.headers.get("Content-Type")
+        self.credits = _credits(response.headers.get("X-Credits-Required"))
+        self.bytes_read = 0
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The body in chunks; raises :class:`CambStreamBrokenError` if it breaks off or is empty."""
+        read = self._response.raw.read
+        try:
+            while chunk := read(self.chunk_size, decode_content=True):
+                self.bytes_read += len(chunk)
+                yield chunk
+        except (Urllib3HTTPError, requests.RequestException, OSError) as err:
+            raise CambStreamBrokenError(
+                f"the audio stream broke off after {self.bytes_read} bytes ({type(err).__name__})",
+                status_code=self._response.status_code,
+                endpoint="POST /tts-stream",
+            ) from None
+        if self.bytes_read == 0:
+            raise CambStreamBrokenError(
+                "the answer carried no audio",
+                status_code=self._response.status_code,
+                endpoint="POST /tts-stream",
+            )
 
 
 @dataclass(frozen=True)
@@ -86,6 +158,17 @@ class CambHook(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(camb_conn_id={self.camb_conn_id!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Copies (Airflow deep-copies operators holding a hook) start without a session or lock.
+        state = self.__dict__.copy()
+        state["_session"] = None
+        del state["_session_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._session_lock = threading.Lock()
+
     # -- connection -----------------------------------------------------------------------
 
     @property
@@ -106,8 +189,8 @@ class CambHook(BaseHook):
         api_key = (connection.password or "").strip()
         if not api_key:
             raise CambConnectionConfigError(
-                f"The Camb.ai connection {self.camb_conn_id!r} has no API key: put the key in its "
-                "password field (labelled 'API Key' in the UI)."
+                f"The Camb.ai connection {self.camb_conn_id!r} has no API key: fill in its "
+                f"'{API_KEY_LABEL}' field (the password field of a connection made outside the UI)."
             )
         extra = connection.extra_dejson
         return CambConnectionSettings(
@@ -121,7 +204,7 @@ class CambHook(BaseHook):
         """The hook's keep-alive session, carrying the API key and User-Agent headers."""
         with self._session_lock:
             if self._session is None:
-                session = requests.Session()
+                session = _KeyGuardingSession(_origin(self.settings.base_url))
                 session.headers.update(
                     {
                         "x-api-key": self.settings.api_key,
@@ -140,13 +223,31 @@ class CambHook(BaseHook):
                 self._session = None
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the key with one cheap read-only call that succeeds for any valid key."""
+        """Check the key with one cheap read-only call that succeeds for any valid key.
+
+        Answers within seconds whatever the host does: a short timeout and no retries. The
+        messages name the form's fields, never the connection ID (the UI tests a copy of the
+        connection under a random ID).
+        """
         try:
-            languages = self._request("GET", "/source-languages").json()
-        except (CambAPIError, CambConnectionConfigError, ValueError) as err:
-            return False, str(err)
+            settings = self.settings
+        except CambConnectionConfigError as err:
+            return False, _without_conn_id(str(err), self.camb_conn_id)
+        try:
+            response = self._request(
+                "GET", "/source-languages", timeout=TEST_CONNECTION_TIMEOUT_SECONDS, max_retries=0
+            )
+            languages = response.json()
+        except CambAuthError as err:
+            return False, (
+                f"Camb.ai rejected the API key (HTTP {err.status_code}). Check the '{API_KEY_LABEL}' field."
+            )
+        except CambAPIError as err:
+            return False, f"{err} Check the 'API Base URL' field ({settings.base_url})."
+        except ValueError as err:
+            return False, f"{settings.base_url} did not answer like the Camb.ai API: {err}"
         count = len(languages) if isinstance(languages, list) else "some"
-        return True, f"Connected to Camb.ai at {self.settings.base_url} ({count} source languages)."
+        return True, f"Connected to Camb.ai at {settings.base_url} ({count} source languages)."
 
     # -- API calls ------------------------------------------------------------------------
 
@@ -246,24 +347,96 @@ class CambHook(BaseHook):
                 "Camb.ai run ID %s: %s.", run_id, "audio URL returned" if url else f"no URL ({reason})"
             )
 
+    @contextmanager
+    def stream_tts(
+        self, request: TTSStreamRequest, text: str, output_format: str | None = None
+    ) -> Iterator[TTSStream]:
+        """Synthesise ``text`` with ``POST /tts-stream``: yields the audio as it arrives.
+
+        The status is checked before any audio is read: errors (422 with the API's reasons,
+        401/403, ...) raise :class:`~airflow_provider_camb.exceptions.CambAPIError` and rate
+        limits, 5xx and connection errors are retried first, honouring ``Retry-After``. A body
+        that breaks off raises :class:`~airflow_provider_camb.exceptions.CambStreamBrokenError`
+        from :meth:`TTSStream.iter_bytes`; :meth:`synthesize_to_file` asks again in that case.
+
+        :param request: voice, language, model, format and settings (validated already).
+        :param text: 3 to 3,000 characters.
+        :param output_format: the format to ask for, if not ``request.output_format``.
+        """
+        payload = request.payload(text, output_format)
+        response = self._request(
+            "POST", "/tts-stream", json=payload, stream=True, headers={"Accept": "audio/*, application/json"}
+        )
+        try:
+            yield TTSStream(response)
+        finally:
+            response.close()
+
+    def synthesize_to_file(
+        self, request: TTSStreamRequest, text: str, path: str, output_format: str | None = None
+    ) -> TTSStreamInfo:
+        """Stream the speech of ``text`` into the local file ``path``, whole.
+
+        A stream that breaks off mid-body is asked for again (up to the connection's
+        ``max_retries``, with the hook's backoff); only this text is synthesised again.
+
+        :param request: voice, language, model, format and settings (validated already).
+        :param text: 3 to 3,000 characters.
+        :param path: the local file to write (replaced on every attempt).
+        :param output_format: the format to ask for, if not ``request.output_format``.
+        :raises CambAPIError: the API refused, or kept failing.
+        """
+        retries = self.settings.max_retries
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(retries + 1),
+            wait=WaitRetryAfterOrBackoff(),
+            retry=tenacity.retry_if_exception_type(CambStreamBrokenError),
+            before_sleep=lambda state: self._before_retry(state, "POST /tts-stream", retries),
+            reraise=True,
+            sleep=type(self).retry_sleep,
+        )
+        for attempt in retrying:
+            with attempt, self.stream_tts(request, text, output_format) as stream, open(path, "wb") as file:
+                for chunk in stream.iter_bytes():
+                    file.write(chunk)
+                return TTSStreamInfo(stream.content_type, stream.credits, stream.bytes_read)
+        raise AssertionError("unreachable: tenacity either returned or raised")  # pragma: no cover
+
     # -- HTTP -----------------------------------------------------------------------------
 
     def _request(
-        self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        stream: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> requests.Response:
-        """Send one API request with retries; return the 2xx response or raise CambAPIError."""
+        """Send one API request with retries; return the 2xx response or raise CambAPIError.
+
+        :param timeout: seconds per phase instead of the connection's (the connection Test).
+        :param max_retries: retries instead of the connection's.
+        :param stream: leave the body unread (the caller reads it, then closes the response).
+        :param headers: extra headers for this request.
+        """
         settings = self.settings
         session = self.get_conn()
         url = f"{settings.base_url}{path}"
         endpoint = f"{method} {_path_template(path)}"
+        retries = settings.max_retries if max_retries is None else max_retries
+        seconds = settings.timeout if timeout is None else timeout
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(settings.max_retries + 1),
+            stop=tenacity.stop_after_attempt(retries + 1),
             wait=WaitRetryAfterOrBackoff(),
             retry=(
                 tenacity.retry_if_exception_type((requests.ConnectionError, requests.Timeout))
                 | tenacity.retry_if_result(lambda response: response.status_code in RETRYABLE_STATUS_CODES)
             ),
-            before_sleep=lambda state: self._log_retry(state, endpoint, settings.max_retries),
+            before_sleep=lambda state: self._before_retry(state, endpoint, retries),
             # Out of attempts: hand back the last response (or raise the last error) as is.
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             sleep=type(self).retry_sleep,
@@ -275,30 +448,41 @@ class CambHook(BaseHook):
                 url,
                 params=params,
                 json=json,
-                timeout=(min(10.0, settings.timeout), settings.timeout),
+                timeout=(min(10.0, seconds), seconds),
+                # The key must reach the API origin only; a redirect is refused below.
+                allow_redirects=False,
+                stream=stream,
+                headers=headers,
             )
         except requests.Timeout as err:
             raise CambAPIError(
-                f"no answer within {settings.timeout:g} s after {settings.max_retries + 1} attempts "
-                f"({type(err).__name__})",
+                f"no answer within {seconds:g} s after {retries + 1} attempt(s) ({type(err).__name__})",
                 status_code=None,
                 endpoint=endpoint,
             ) from None
         except requests.RequestException as err:
             raise CambAPIError(
-                f"could not reach {redact_url(url)} after {settings.max_retries + 1} attempts "
-                f"({type(err).__name__})",
+                f"could not reach {redact_url(url)} after {retries + 1} attempt(s) ({type(err).__name__})",
                 status_code=None,
                 endpoint=endpoint,
             ) from None
+        if 300 <= response.status_code < 400:
+            response.close()
+            raise _redirect_error(response, endpoint, settings.base_url)
         if response.status_code >= 400:
-            raise _api_error(response, endpoint, settings.api_key)
+            try:
+                raise _api_error(response, endpoint, settings.api_key)
+            finally:
+                response.close()
         return response
 
-    def _log_retry(self, state: tenacity.RetryCallState, endpoint: str, max_retries: int) -> None:
+    def _before_retry(self, state: tenacity.RetryCallState, endpoint: str, max_retries: int) -> None:
         outcome = state.outcome
         if outcome is None:
             return
+        if not outcome.failed:
+            # A streamed answer that is being given up on must give its connection back.
+            outcome.result().close()
         cause = (
             type(outcome.exception()).__name__ if outcome.failed else f"HTTP {outcome.result().status_code}"
         )
@@ -336,6 +520,49 @@ def _base_url(host: str | None, port: int | None, schema: str | None) -> str:
     return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
+def _credits(value: str | None) -> float | None:
+    """``X-Credits-Required: 42`` -> 42.0; ``None`` when absent or unreadable."""
+    try:
+        return float(value) if value is not None and value.strip() else None
+    except ValueError:
+        return None
+
+
+def _origin(url: str) -> str:
+    """``https://client.camb.ai:443``: scheme, host and port, the unit the API key is bound to."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""
+    scheme = parts.scheme.lower()
+    port = port or {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _redirect_error(response: requests.Response, endpoint: str, base_url: str) -> CambAPIError:
+    """A redirect is never followed: the API key would travel with it (see docs/reliability)."""
+    location = response.headers.get("Location") or ""
+    target = urljoin(response.url or base_url, location) if location else ""
+    shown = redact_url(target) if target else "no Location"
+    hint = ""
+    if target and urlsplit(target).scheme == "https" and urlsplit(base_url).scheme == "http":
+        hint = " The API Base URL probably needs https://."
+    elif target:
+        hint = " If the API has moved, set the connection's API Base URL to the new address."
+    return CambAPIError(
+        f"the API answered with a redirect to {shown}, which is not followed so that the API key "
+        f"reaches {redact_url(base_url)} only.{hint}",
+        status_code=response.status_code,
+        endpoint=endpoint,
+    )
+
+
+def _without_conn_id(message: str, conn_id: str) -> str:
+    """Drop ``'<conn id>'`` from a message: the UI tests a copy under a random ID."""
+    return message.replace(f" {conn_id!r}", "")
+
+
 def _timeout_seconds(override: float | None, from_extra: object) -> float:
     value = override if override is not None else from_extra
     if value is None or value == "":
@@ -346,7 +573,8 @@ def _timeout_seconds(override: float | None, from_extra: object) -> float:
         seconds = 0.0
     if isinstance(value, bool) or not seconds > 0:
         raise CambConnectionConfigError(
-            f"Camb.ai connection field 'timeout' must be a number of seconds > 0, got {value!r}"
+            f"Camb.ai connection field 'Timeout (seconds)' (extra 'timeout') must be a number > 0, "
+            f"got {value!r}"
         )
     return seconds
 
@@ -358,7 +586,8 @@ def _retry_count(override: int | None, from_extra: object) -> int:
     text = str(value).strip()
     if isinstance(value, bool) or not text.isdigit():
         raise CambConnectionConfigError(
-            f"Camb.ai connection field 'max_retries' must be a whole number >= 0, got {value!r}"
+            f"Camb.ai connection field 'Max retries' (extra 'max_retries') must be a whole number >= 0, "
+            f"got {value!r}"
         )
     return int(text)
 
@@ -426,7 +655,8 @@ def _api_error(response: requests.Response, endpoint: str, api_key: str) -> Camb
     message = scrub_secret(_error_message(response), api_key)
     if response.status_code in (401, 403):
         return CambAuthError(
-            f"the API key was rejected ({message}). Check the password of the Camb.ai connection.",
+            f"the API key was rejected ({message}). "
+            f"Check the '{API_KEY_LABEL}' field of the Camb.ai connection.",
             status_code=response.status_code,
             endpoint=endpoint,
         )

@@ -16,6 +16,7 @@ from airflow_provider_camb.exceptions import (
     describe_missing,
 )
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.rendered_lists import materialise
 from airflow_provider_camb.run_ids import InvalidRunIdsError, normalise_run_ids, plan_chunks
 from airflow_provider_camb.xcom_keys import DELIVERED_URLS, MISSING_RUN_IDS
 
@@ -148,7 +149,7 @@ def _flatten_batches(value: object) -> object:
     """
     if isinstance(value, (str, bytes, dict)) or not isinstance(value, Iterable):
         return value
-    items = list(value)
+    items = materialise(value)
     if items and all(isinstance(item, (list, tuple)) for item in items):
         return [run_id for batch in items for run_id in batch]
     return items

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_camb.exceptions import CambAPIError, CambAuthError
-from airflow_provider_camb.rendered_lists import split_rendered_list
+from airflow_provider_camb.rendered_lists import materialise, split_rendered_list
 from airflow_provider_camb.retry_policy import RETRYABLE_STATUS_CODES
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def normalise_task_ids(value: object) -> list[str]:
     if isinstance(value, str):
         items: list[object] = split_rendered_list(value)
     elif isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
-        items = list(value)
+        items = materialise(value)
     else:
         raise ValueError(
             f"camb_task_ids must be a Camb.ai task ID or a list of them, got "

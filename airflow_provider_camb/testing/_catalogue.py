@@ -30,3 +30,25 @@ VOICES: list[dict[str, Any]] = [
     {"id": 20300, "voice_name": "Lucia", "gender": 2, "age": 28, "language": 54, "description": "bright"},
     {"id": 20301, "voice_name": "Arjun", "gender": 1, "age": 40, "language": 81, "description": "deep"},
 ]
+
+#: Locales ``POST /tts-stream`` knows, lowercase BCP-47 as the API wants them.
+STREAM_LANGUAGES: tuple[str, ...] = tuple(lang["short_name"] for lang in TARGET_LANGUAGES)
+
+#: The default model when a request names none.
+DEFAULT_SPEECH_MODEL = "mars-8.1-flash-beta"
+
+# Which locales each speech model speaks. The real table is not published; this one is small
+# and plausible so a test can hit the "model does not support this locale" 422 on purpose:
+# the 8.1 betas speak everything, mars-pro lacks the East Asian locales, mars-flash lacks
+# Chinese, and mars-instruct is English only.
+_EUROPEAN_AND_HINDI = ("en-us", "en-uk", "es-es", "fr-fr", "de-de", "hi-in")
+MODEL_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "mars-8.1-flash-beta": STREAM_LANGUAGES,
+    "mars-8.1-pro-beta": STREAM_LANGUAGES,
+    "mars-flash": (*_EUROPEAN_AND_HINDI, "ja-jp"),
+    "mars-pro": _EUROPEAN_AND_HINDI,
+    "mars-instruct": ("en-us", "en-uk"),
+}
+
+#: Models that speak at 48 kHz by default; the others at 22.05 kHz.
+PRO_MODELS = ("mars-8.1-pro-beta", "mars-pro")

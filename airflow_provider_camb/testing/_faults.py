@@ -1,4 +1,5 @@
-"""The fault schedule: queued failures, latencies and download cuts, taken one request at a time.
+"""The fault schedule: queued failures, redirects, latencies and body cuts, taken one request at
+a time.
 
 Thread-safe: the server's threads take faults while a test schedules more.
 """
@@ -8,10 +9,36 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow_provider_camb.testing._http import Response, json_response, phrase
 from airflow_provider_camb.testing._routes import check_endpoint
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+#: Statuses a redirect may use: the ones that carry a ``Location`` clients follow.
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+
+class _Counted(Protocol):
+    remaining: int
+
+
+_Item = TypeVar("_Item", bound=_Counted)
+
+
+def _take(queues: dict[str, deque[_Item]], names: Iterable[str]) -> _Item | None:
+    # The head of the first non-empty queue among ``names``, used once more.
+    for name in names:
+        queue = queues.get(name)
+        if queue:
+            item = queue[0]
+            item.remaining -= 1
+            if item.remaining <= 0:
+                queue.popleft()
+            return item
+    return None
 
 
 @dataclass
@@ -53,8 +80,16 @@ class Latency:
 
 
 @dataclass
-class DownloadCut:
-    """Cut ``remaining`` more downloads: ``"reset"`` after ``nbytes``, or ``"short"`` by ``nbytes``."""
+class Redirect:
+    """Answer ``remaining`` more requests with ``status`` and a ``Location`` on another host."""
+
+    status: int
+    remaining: int
+
+
+@dataclass
+class BodyCut:
+    """Cut ``remaining`` more bodies: ``"reset"`` after ``nbytes``, or ``"short"`` by ``nbytes``."""
 
     mode: str
     nbytes: int
@@ -67,8 +102,9 @@ class FaultSchedule:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._failures: dict[str, deque[Failure]] = {}
+        self._redirects: dict[str, deque[Redirect]] = {}
         self._latencies: dict[str, list[Latency]] = {}
-        self._download_cuts: deque[DownloadCut] = deque()
+        self._cuts: dict[str, deque[BodyCut]] = {}
 
     def fail_next(
         self, endpoint: str, count: int, status: int, retry_after: float | str | None, body: Any
@@ -85,6 +121,23 @@ class FaultSchedule:
         with self._lock:
             self._failures.setdefault(endpoint, deque()).append(Failure(status, count, retry_after, body))
 
+    def redirect_next(self, endpoint: str, count: int, status: int) -> None:
+        """Queue a redirect (see :meth:`CambEmulator.redirect_next`).
+
+        :param endpoint: an API endpoint name, or ``"*"`` for any API endpoint.
+        :param count: how many requests are redirected, at least 1.
+        :param status: one of :data:`REDIRECT_STATUSES`.
+        """
+        check_endpoint(endpoint)
+        if endpoint == "download":
+            raise ValueError("redirects apply to API endpoints, not to signed-URL downloads")
+        if status not in REDIRECT_STATUSES:
+            raise ValueError(f"status must be one of {REDIRECT_STATUSES}, not {status!r}")
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count!r}")
+        with self._lock:
+            self._redirects.setdefault(endpoint, deque()).append(Redirect(status, count))
+
     def add_latency(self, endpoint: str, seconds: float, count: int | None) -> None:
         """Add a delay (see :meth:`CambEmulator.add_latency`).
 
@@ -96,22 +149,25 @@ class FaultSchedule:
         with self._lock:
             self._latencies.setdefault(endpoint, []).append(Latency(seconds, count))
 
-    def cut_downloads(self, mode: str, nbytes: int, count: int) -> None:
-        """Queue a download cut.
+    def cut_bodies(self, endpoint: str, mode: str, nbytes: int, count: int) -> None:
+        """Queue a body cut for the successful answers of one endpoint.
 
+        :param endpoint: an endpoint name whose answers stream a body (``download``, ``tts_stream``).
         :param mode: ``"reset"`` (RST after ``nbytes``) or ``"short"`` (``nbytes`` fewer, then close).
         :param nbytes: see ``mode``.
-        :param count: how many downloads are cut.
+        :param count: how many answers are cut.
         """
+        check_endpoint(endpoint)
         with self._lock:
-            self._download_cuts.append(DownloadCut(mode, nbytes, count))
+            self._cuts.setdefault(endpoint, deque()).append(BodyCut(mode, nbytes, count))
 
     def clear(self) -> None:
-        """Drop every pending failure, latency and download cut."""
+        """Drop every pending failure, redirect, latency and body cut."""
         with self._lock:
             self._failures.clear()
+            self._redirects.clear()
             self._latencies.clear()
-            self._download_cuts.clear()
+            self._cuts.clear()
 
     def take_failure(self, endpoint: str) -> Failure | None:
         """The failure for this request to ``endpoint``, if one is due (its own before ``"*"``).
@@ -119,15 +175,15 @@ class FaultSchedule:
         :param endpoint: the endpoint requested.
         """
         with self._lock:
-            for name in (endpoint, "*"):
-                queue = self._failures.get(name)
-                if queue:
-                    failure = queue[0]
-                    failure.remaining -= 1
-                    if failure.remaining <= 0:
-                        queue.popleft()
-                    return failure
-        return None
+            return _take(self._failures, (endpoint, "*"))
+
+    def take_redirect(self, endpoint: str) -> Redirect | None:
+        """The redirect for this request to ``endpoint``, if one is due (its own before ``"*"``).
+
+        :param endpoint: the API endpoint requested.
+        """
+        with self._lock:
+            return _take(self._redirects, (endpoint, "*"))
 
     def take_latency(self, endpoint: str) -> float:
         """Seconds to delay this request to ``endpoint``: every matching latency adds up.
@@ -149,13 +205,10 @@ class FaultSchedule:
                     self._latencies[name] = kept
         return delay
 
-    def take_download_cut(self) -> tuple[str, int] | None:
-        """``(mode, nbytes)`` of the cut due for this download, if any."""
+    def take_cut(self, endpoint: str) -> BodyCut | None:
+        """The cut due for this answer of ``endpoint``, if any.
+
+        :param endpoint: the endpoint whose body is about to be sent.
+        """
         with self._lock:
-            if not self._download_cuts:
-                return None
-            cut = self._download_cuts[0]
-            cut.remaining -= 1
-            if cut.remaining <= 0:
-                self._download_cuts.popleft()
-            return cut.mode, cut.nbytes
+            return _take(self._cuts, (endpoint,))

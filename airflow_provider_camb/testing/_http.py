@@ -2,7 +2,8 @@
 
 Nothing here knows the Camb.ai API.  The server hands every request to one ``respond`` callable
 (method, target, lower-cased headers, body) and writes the :class:`Response` it returns,
-streaming audio bodies and carrying out download cuts (reset or short bodies) on the socket.
+streaming audio bodies (with a ``Content-Length``, or chunked when the length is not announced)
+and carrying out body cuts (reset or short bodies) on the socket.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from airflow_provider_camb.testing._audio import AudioFile
 
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
 
 # The emulator's logger name predates this module; keep it so logging setups still apply.
 log = logging.getLogger("airflow_provider_camb.testing.emulator")
+
+# Slices of an in-memory body sent as one chunk of a chunked answer, so a streaming client sees
+# the body arrive in several pieces as it would from a real streaming endpoint.
+_BODY_PIECE = 64 * 1024
 
 
 @dataclass
@@ -45,9 +50,22 @@ class Response:
     audio: AudioFile | None = None
     start: int = 0
     end: int = 0
-    # Download faults: stop after this many body bytes, then "reset" or "close".
+    # Send the body with Transfer-Encoding: chunked instead of a Content-Length, as an endpoint
+    # that streams audio it is still producing does.
+    chunked: bool = False
+    # Body faults: stop after this many body bytes, then "reset" or "close".
     cut_after: int | None = None
     cut_mode: str = ""
+
+    @property
+    def body_length(self) -> int:
+        """Bytes of body this answer carries (before any cut)."""
+        return self.end - self.start if self.audio is not None else len(self.body)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the body is written piece by piece (audio, or chunked), so it can be cut."""
+        return self.audio is not None or self.chunked
 
 
 def json_response(status: int, payload: Any, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -155,6 +173,7 @@ class Server(ThreadingHTTPServer):
         self.respond = respond
         self.open_connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
         super().__init__(address, RequestHandler)
 
     def server_bind(self) -> None:
@@ -172,6 +191,27 @@ class Server(ThreadingHTTPServer):
             log.debug("camb-emulator: client %s went away", client_address)
             return
         super().handle_error(request, client_address)
+
+    def serve_in_background(self, name: str) -> None:
+        """Serve in a daemon thread until :meth:`stop`.
+
+        :param name: the thread's name.
+        """
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, close every client connection and the listening socket."""
+        thread = self._thread
+        # shutdown() waits for serve_forever() to notice; without a serving thread it would hang.
+        if thread is not None:
+            self.shutdown()
+        self.close_open_connections()
+        self.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
 
     def close_open_connections(self) -> None:
         """Shut down every client connection still open."""
@@ -243,12 +283,15 @@ class RequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _write(self, method: str, response: Response) -> None:
-        length = response.end - response.start if response.audio is not None else len(response.body)
+        length = response.body_length
         head = [f"HTTP/1.1 {response.status} {phrase(response.status)}"]
         head.append(f"Server: {self.server_version}")
         head.append(f"Date: {self.date_time_string()}")
         head.append(f"Content-Type: {response.content_type}")
-        head.append(f"Content-Length: {length}")
+        if response.chunked:
+            head.append("Transfer-Encoding: chunked")
+        else:
+            head.append(f"Content-Length: {length}")
         head.extend(f"{name}: {value}" for name, value in response.headers)
         if response.cut_after is not None:
             head.append("Connection: close")
@@ -256,17 +299,34 @@ class RequestHandler(BaseHTTPRequestHandler):
         if method == "HEAD":
             self.wfile.write(header_bytes)
             return
-        if response.audio is None:
+        if not response.streamed:
             # Headers and body in one write: two small writes would hit Nagle/delayed-ACK stalls.
             self.wfile.write(header_bytes + response.body)
             return
         self.wfile.write(header_bytes)
         limit = length if response.cut_after is None else min(response.cut_after, length)
-        for chunk in response.audio.iter_bytes(response.start, response.start + limit):
-            self.wfile.write(chunk)
+        for piece in _body_pieces(response, limit):
+            if not response.chunked:
+                self.wfile.write(piece)
+            elif piece:  # an empty chunk would end the body early
+                self.wfile.write(b"%x\r\n%b\r\n" % (len(piece), piece))
         if response.cut_after is not None:
             self.close_connection = True
             if response.cut_mode == "reset":
                 # Linger 0 makes close() send RST instead of FIN: a genuine connection reset.
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.connection.close()
+            # A cut chunked body also never gets its last chunk: the client cannot mistake it
+            # for a complete answer.
+            return
+        if response.chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+
+def _body_pieces(response: Response, limit: int) -> Iterator[bytes]:
+    """The first ``limit`` bytes of a streamed body, in the pieces they are written in."""
+    if response.audio is not None:
+        yield from response.audio.iter_bytes(response.start, response.start + limit)
+        return
+    for at in range(0, limit, _BODY_PIECE):
+        yield response.body[at : min(at + _BODY_PIECE, limit)]

@@ -2,12 +2,13 @@
 
 One :class:`CambEmulator` is one HTTP server on 127.0.0.1 (standard library only) that speaks
 the endpoints the provider uses, hands out audio behind signed, expiring URLs on a second path
-of the same server, and can be told to misbehave (rate limits, 5xx, latency, broken downloads).
-Everything a test might want to check lands in a journal, which never holds the API key.
+of the same server, and can be told to misbehave (rate limits, 5xx, latency, broken downloads
+and streams, redirects to another host).  Everything a test might want to check lands in a
+journal, which never holds the API key.
 
 This module holds the emulator's state (tasks, runs) and the API's behaviour; the HTTP
-plumbing, fault schedule, journal, URL signing, request validation and catalogue live in the
-private modules next to it.
+plumbing, fault schedule, journal, URL signing, request validation, catalogue, tts-stream
+answers and the foreign redirect host live in the private modules next to it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import re
 import threading
 import time
 import uuid
-import zlib
 from dataclasses import dataclass
 from itertools import count as _count
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 from airflow_provider_camb.testing._audio import AUDIO_FORMATS, AudioFile, make_audio
 from airflow_provider_camb.testing._catalogue import SOURCE_LANGUAGES, TARGET_LANGUAGES, VOICES
 from airflow_provider_camb.testing._faults import FaultSchedule
+from airflow_provider_camb.testing._foreign import ForeignHost
 from airflow_provider_camb.testing._http import (
     Response,
     Server,
@@ -40,7 +41,8 @@ from airflow_provider_camb.testing._http import (
 from airflow_provider_camb.testing._journal import Journal, JournalEntry
 from airflow_provider_camb.testing._routes import API_PREFIX, ENDPOINTS, FILES_PREFIX, route
 from airflow_provider_camb.testing._signing import UrlSigner
-from airflow_provider_camb.testing._validation import check_model, check_run_ids, error, is_int, validation
+from airflow_provider_camb.testing._tts_stream import answer as tts_stream_answer
+from airflow_provider_camb.testing._validation import check_model, check_run_ids, error, validation
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -59,10 +61,22 @@ _DEFAULT_REASONS: dict[str, tuple[str, str]] = {
     "PAYMENT_REQUIRED": ("PAYMENT_REQUIRED", "Not enough credits to run this task."),
 }
 
-# tts-stream formats the emulator can produce; the real enum also has mp3, adts and other PCM
-# layouts, which answer 422 here rather than bytes that only pretend to be those formats.
-_STREAM_FORMATS = ("wav", "flac", "pcm_s16le")
 _INT_PATH = re.compile(r"[+-]?\d+")
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One request as the handlers see it."""
+
+    method: str
+    target: str  # path and query, as the client sent them
+    endpoint: str
+    params: list[str]
+    allowed: tuple[str, ...]
+    query: dict[str, str]
+    headers: dict[str, str]
+    body_error: dict[str, Any] | None
+    parsed: Any
 
 
 @dataclass
@@ -109,6 +123,11 @@ class CambEmulator:
       answers ``{"<id>": {"output_url": "<url>"}}``.
     * ``unknown_task_status``: 404 (default) or 422 for ``GET /tts/{unknown}``.
     * ``url_ttl``: lifetime of signed URLs in seconds (default 3600).
+    * ``method_bound_urls``: ``True`` (default) signs URLs for one HTTP method, as S3 does, so a
+      ``HEAD`` of a URL handed out for ``GET`` is a 403; ``False`` lets ``GET`` URLs serve
+      ``HEAD`` too.
+    * ``stream_seconds_per_char``: seconds of ``POST /tts-stream`` audio per character of
+      text (default 0.06).
     * ``default_pending_polls``, ``default_pending_seconds``, ``default_outcome``: how tasks
       created through ``POST /tts`` behave.
 
@@ -130,15 +149,18 @@ class CambEmulator:
         self.default_pending_polls = 0
         self.default_pending_seconds = 0.0
         self.default_outcome = "SUCCESS"
+        self.method_bound_urls = True
+        self.stream_seconds_per_char = 0.06
         self._lock = threading.RLock()
         self._tasks: dict[str, _Task] = {}
         self._runs: dict[int, _Run] = {}
         self._run_ids = _count(1001)
         self._journal = Journal()
+        self._foreign_journal = Journal()
         self._faults = FaultSchedule()
         self._signer = UrlSigner()
         self._server: Server | None = None
-        self._thread: threading.Thread | None = None
+        self._foreign = ForeignHost(host, self._handle_foreign)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -150,24 +172,17 @@ class CambEmulator:
             server = Server((self.host, self.port), self._handle)
             self.port = server.server_port
             self._server = server
-            self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="camb-emulator", daemon=True
-            )
-            self._thread.start()
+            server.serve_in_background("camb-emulator")
         return self
 
     def stop(self) -> None:
-        """Stop serving and close every open connection.  Safe to call twice."""
+        """Stop serving (the foreign redirect host too) and close every open connection.
+        Safe to call twice."""
         with self._lock:
-            server, thread = self._server, self._thread
-            self._server = self._thread = None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_open_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+            server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+        self._foreign.stop()
 
     def __enter__(self) -> CambEmulator:
         return self.start()
@@ -393,16 +408,20 @@ class CambEmulator:
             "size_bytes": audio.size,
         }
 
-    def download_url(self, run_id: int, ttl: float | None = None) -> str:
+    def download_url(self, run_id: int, ttl: float | None = None, *, method: str = "GET") -> str:
         """A freshly signed URL for the audio of ``run_id``.
+
+        The signature covers the HTTP method, as an S3 presigned URL's does: while
+        :attr:`method_bound_urls` is on, the URL works only with ``method``.
 
         :param run_id: the run.
         :param ttl: lifetime in seconds; :attr:`url_ttl` when ``None``.
+        :param method: the HTTP method the URL is signed for (``"HEAD"`` for a URL to ``HEAD``).
         """
         audio = self._audio(run_id)
         lifetime = self.url_ttl if ttl is None else ttl
         path = f"{FILES_PREFIX}{run_id}.{audio.audio_format}"
-        return f"{self.server_url}{path}?{self._signer.query(path, lifetime)}"
+        return f"{self.server_url}{path}?{self._signer.query(path, lifetime, method)}"
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -428,6 +447,42 @@ class CambEmulator:
         """
         self._faults.fail_next(endpoint, count, status, retry_after, body)
 
+    def redirect_next(self, count: int = 1, endpoint: str = "*", status: int = 302) -> None:
+        """Redirect the next ``count`` API requests to ``endpoint`` to another loopback host.
+
+        The answer is ``status`` with a ``Location`` naming the same path and query on
+        :attr:`foreign_host`, a second listener this starts.  The foreign host answers like the
+        API but does not ask for the key, so a client that wrongly follows the redirect
+        succeeds; :attr:`redirected_requests` shows whether it sent its ``x-api-key`` there.
+        Redirects act after scheduled failures and before the API-key check; signed-URL
+        downloads are never redirected.
+
+        :param count: how many requests are redirected.
+        :param endpoint: an API endpoint name from :data:`ENDPOINTS`, or ``"*"`` for any.
+        :param status: 301, 302, 303, 307 or 308 (307/308 make clients repeat a ``POST``
+            with its body; 301-303 make most clients switch to ``GET``).
+        """
+        self._faults.redirect_next(endpoint, count, status)
+        self._foreign.ensure_started()
+
+    @property
+    def foreign_host(self) -> str:
+        """``host:port`` that redirects point at, e.g. ``127.0.0.2:40123``.
+
+        The host is never the emulator's own (``localhost`` where only 127.0.0.1 can be bound).
+
+        :raises RuntimeError: before the first :meth:`redirect_next`.
+        """
+        return self._foreign.host
+
+    @property
+    def redirected_requests(self) -> list[JournalEntry]:
+        """A copy of every request the foreign host received, oldest first.
+
+        An entry with ``api_key_sent`` set means a client carried its key to another host.
+        """
+        return self._foreign_journal.entries()
+
     def add_latency(self, endpoint: str, seconds: float, count: int | None = None) -> None:
         """Delay requests to ``endpoint`` by ``seconds`` before answering.
 
@@ -445,7 +500,7 @@ class CambEmulator:
         :param nbytes: body bytes sent before the reset.
         :param count: how many downloads (GETs of signed URLs) are cut.
         """
-        self._faults.cut_downloads("reset", nbytes, count)
+        self._faults.cut_bodies("download", "reset", nbytes, count)
 
     def short_downloads(self, missing_bytes: int = 1, count: int = 1) -> None:
         """The next ``count`` downloads announce the full ``Content-Length`` but send
@@ -454,10 +509,19 @@ class CambEmulator:
         :param missing_bytes: how many bytes at the end are never sent.
         :param count: how many downloads are cut.
         """
-        self._faults.cut_downloads("short", missing_bytes, count)
+        self._faults.cut_bodies("download", "short", missing_bytes, count)
+
+    def reset_streams_after(self, nbytes: int, count: int = 1) -> None:
+        """The next ``count`` successful ``POST /tts-stream`` answers send ``nbytes`` of audio,
+        then reset the connection (RST) before the chunked body has ended.
+
+        :param nbytes: audio bytes sent before the reset.
+        :param count: how many streams are cut.
+        """
+        self._faults.cut_bodies("tts_stream", "reset", nbytes, count)
 
     def clear_faults(self) -> None:
-        """Drop every pending failure, latency and download cut."""
+        """Drop every pending failure, redirect, latency, download cut and stream cut."""
         self._faults.clear()
 
     # -- journal ---------------------------------------------------------------------------
@@ -475,17 +539,24 @@ class CambEmulator:
         return self._journal.entries(endpoint)
 
     def clear_journal(self) -> None:
-        """Forget every journal entry."""
+        """Forget every journal entry, :attr:`redirected_requests` included."""
         self._journal.clear()
+        self._foreign_journal.clear()
 
     # -- request handling (called from server threads) ---------------------------------------
 
     def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+        return self._serve(method, target, headers, body, foreign=False)
+
+    def _handle_foreign(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+        return self._serve(method, target, headers, body, foreign=True)
+
+    def _serve(
+        self, method: str, target: str, headers: dict[str, str], body: bytes, *, foreign: bool
+    ) -> Response:
         arrived = time.time()
         url = urlsplit(target)
-        path = url.path
-        query = dict(parse_qsl(url.query, keep_blank_values=True))
-        endpoint, params, allowed = route(path)
+        endpoint, params, allowed = route(url.path)
         parsed: Any = None
         body_error: dict[str, Any] | None = None
         if not body.strip():
@@ -495,43 +566,54 @@ class CambEmulator:
                 parsed = json.loads(body)
             except ValueError:
                 body_error = error("json_invalid", ["body", 0], "JSON decode error")
+        request = _Request(
+            method=method,
+            target=target,
+            endpoint=endpoint,
+            params=params,
+            allowed=allowed,
+            query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            headers=headers,
+            body_error=body_error,
+            parsed=parsed,
+        )
         try:
-            response = self._respond(
-                method, path, endpoint, params, allowed, query, headers, body_error, parsed
-            )
+            response = self._respond_foreign(request) if foreign else self._respond(request)
         except Exception:  # a bug in the emulator must still answer, like a real 500
-            log.exception("camb-emulator: error while handling %s %s", method, path)
+            log.exception("camb-emulator: error while handling %s %s", method, url.path)
             response = detail(500, "Internal Server Error")
         entry = JournalEntry(
             method=method,
-            path=path,
+            path=url.path,
             endpoint=endpoint,
-            query=query,
+            query=request.query,
             json=parsed,
             status=response.status,
             api_key_sent="x-api-key" in headers,
             range=headers.get("range"),
             time=arrived,
         )
-        self._journal.append(entry)
+        (self._foreign_journal if foreign else self._journal).append(entry)
         return response
 
-    def _respond(
-        self,
-        method: str,
-        path: str,
-        endpoint: str,
-        params: list[str],
-        allowed: tuple[str, ...],
-        query: dict[str, str],
-        headers: dict[str, str],
-        body_error: dict[str, Any] | None,
-        parsed: Any,
-    ) -> Response:
-        if endpoint == "unknown":
+    def _routing_refusal(self, request: _Request) -> Response | None:
+        # 404 for paths the emulator does not serve, 405 for methods the endpoint does not take.
+        if request.endpoint == "unknown":
             return detail(404, "Not Found")
-        if method not in allowed:
-            return json_response(405, {"detail": "Method Not Allowed"}, [("Allow", ", ".join(allowed))])
+        # A method-bound signature is checked before the method: S3 answers a PUT (or any other
+        # method) on a URL signed for GET with 403 SignatureDoesNotMatch, not 405.
+        bound_download = request.endpoint == "download" and self.method_bound_urls
+        if request.method not in request.allowed and not bound_download:
+            return json_response(
+                405, {"detail": "Method Not Allowed"}, [("Allow", ", ".join(request.allowed))]
+            )
+        return None
+
+    def _respond(self, request: _Request) -> Response:
+        refusal = self._routing_refusal(request)
+        if refusal is not None:
+            return refusal
+        endpoint = request.endpoint
         delay = self._faults.take_latency(endpoint)
         if delay > 0:
             time.sleep(delay)
@@ -539,14 +621,35 @@ class CambEmulator:
         if failure is not None:
             return failure.response()
         if endpoint == "download":
-            return self._download(method, params[0], params[1], query, headers)
-        sent_key = headers.get("x-api-key")
+            return self._download(request)
+        redirect = self._faults.take_redirect(endpoint)
+        if redirect is not None:
+            # location() (re)starts the listener, which a stop() and start() may have closed.
+            location = self._foreign.location(request.target)
+            response = detail(redirect.status, f"Moved to {self._foreign.host}")
+            response.headers.append(("Location", location))
+            return response
+        sent_key = request.headers.get("x-api-key")
         if sent_key is None or not hmac.compare_digest(sent_key.encode(), self.api_key.encode()):
             return detail(401, "Invalid API key")
-        if method == "POST" and body_error is not None:
-            return validation([body_error])
-        handler = getattr(self, f"_api_{endpoint}")
-        result: Response = handler(params, query, parsed, headers)
+        return self._api(request)
+
+    def _respond_foreign(self, request: _Request) -> Response:
+        # The place a redirect leads: it answers like the API, minus the key check (a client
+        # that leaked its key should not notice) and minus the faults, which are the main
+        # host's schedule.
+        refusal = self._routing_refusal(request)
+        if refusal is not None:
+            return refusal
+        if request.endpoint == "download":
+            return self._download(request)
+        return self._api(request)
+
+    def _api(self, request: _Request) -> Response:
+        if request.method == "POST" and request.body_error is not None:
+            return validation([request.body_error])
+        handler = getattr(self, f"_api_{request.endpoint}")
+        result: Response = handler(request.params, request.query, request.parsed, request.headers)
         return result
 
     def _api_create_tts(
@@ -669,54 +772,10 @@ class CambEmulator:
     def _api_tts_stream(
         self, params: list[str], query: dict[str, str], payload: Any, headers: dict[str, str]
     ) -> Response:
-        errors = check_model(
-            payload,
-            required={"text": str, "language": str, "voice_id": int},
-            optional={"speech_model": str, "user_instructions": str, "output_configuration": dict},
-            lengths={"text": (3, 3000), "user_instructions": (3, 1000)},
-        )
-        if not isinstance(payload, dict):
-            return validation(errors)
-        config = payload.get("output_configuration") or {}
-        audio_format = config.get("format") or "wav"
-        if audio_format not in _STREAM_FORMATS:
-            errors.append(
-                error(
-                    "enum",
-                    ["body", "output_configuration", "format"],
-                    "Input should be 'wav', 'flac' or 'pcm_s16le'"
-                    f" (the emulator cannot produce {audio_format!r})",
-                )
-            )
-        # The pro models speak at 48 kHz, the others at 22.05 kHz (see the API reference notes).
-        pro = str(payload.get("speech_model") or "").startswith(("mars-pro", "mars-8.1-pro"))
-        sample_rate = config.get("sample_rate") or (48000 if pro else 22050)
-        if not is_int(sample_rate) or not 8000 <= sample_rate <= 192000:
-            errors.append(
-                error(
-                    "value_error", ["body", "output_configuration", "sample_rate"], "Unsupported sample rate"
-                )
-            )
-        if errors:
-            return validation(errors)
-        text = payload["text"]
-        seed = zlib.crc32(text.encode())
-        duration = len(text) * 0.06
-        credits = [("X-Credits-Required", str(len(text)))]
-        if audio_format == "pcm_s16le":
-            wav = make_audio(seed, audio_format="wav", sample_rate=sample_rate, duration_seconds=duration)
-            return Response(
-                200,
-                content_type="application/octet-stream",
-                headers=credits,
-                audio=wav,
-                start=44,
-                end=wav.size,
-            )
-        audio = make_audio(
-            seed, audio_format=audio_format, sample_rate=sample_rate, duration_seconds=duration
-        )
-        return Response(200, content_type=audio.content_type, headers=credits, audio=audio, end=audio.size)
+        response = tts_stream_answer(payload, self.stream_seconds_per_char)
+        if response.status == 200:
+            self._apply_cut("tts_stream", response)
+        return response
 
     def _api_source_languages(self, *_: Any) -> Response:
         return json_response(200, SOURCE_LANGUAGES)
@@ -727,26 +786,34 @@ class CambEmulator:
     def _api_list_voices(self, *_: Any) -> Response:
         return json_response(200, VOICES)
 
-    def _download(
-        self, method: str, raw_id: str, ext: str, query: dict[str, str], headers: dict[str, str]
-    ) -> Response:
+    def _download(self, request: _Request) -> Response:
+        raw_id, ext = request.params
         path = f"{FILES_PREFIX}{raw_id}.{ext}"
-        refusal = self._signer.refusal(path, query)
+        # With the switch off, a URL signed for GET serves HEAD too (the old, laxer behaviour).
+        signed_for = request.method if self.method_bound_urls else "GET"
+        refusal = self._signer.refusal(path, request.query, signed_for)
         if refusal is not None:
             return s3_error(403, *refusal)
+        if request.method not in request.allowed:  # a PUT signed for PUT: the store is read-only
+            return s3_error(
+                405, "MethodNotAllowed", "The specified method is not allowed against this resource."
+            )
         with self._lock:
             run = self._runs.get(int(raw_id))
         if run is None:
             return s3_error(404, "NoSuchKey", "The specified key does not exist.")
-        response = audio_response(run.audio, headers.get("range"))
-        if method == "GET" and response.audio is not None:
-            cut = self._faults.take_download_cut()
-            if cut is not None:
-                mode, amount = cut
-                length = response.end - response.start
-                response.cut_mode = mode
-                response.cut_after = amount if mode == "reset" else max(0, length - amount)
+        response = audio_response(run.audio, request.headers.get("range"))
+        if request.method == "GET" and response.audio is not None:
+            self._apply_cut("download", response)
         return response
+
+    def _apply_cut(self, endpoint: str, response: Response) -> None:
+        # Body cuts (reset after n bytes, or n bytes short) scheduled for this endpoint.
+        cut = self._faults.take_cut(endpoint)
+        if cut is None:
+            return
+        response.cut_mode = cut.mode
+        response.cut_after = cut.nbytes if cut.mode == "reset" else max(0, response.body_length - cut.nbytes)
 
 
 def _check_audio_args(audio_format: str) -> None:

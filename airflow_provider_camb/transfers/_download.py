@@ -7,6 +7,7 @@ host (or anything a signed URL redirects to) cannot see it.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -134,6 +135,30 @@ def is_expired(url: str, now: float | None = None) -> bool:
     return expires is not None and expires - EXPIRY_MARGIN_SECONDS <= current
 
 
+def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth hook that adds nothing: with a session auth set, requests never reads ``~/.netrc``."""
+    return request
+
+
+class StorageSession(requests.Session):
+    """A session for signed storage URLs: the environment's proxies and CA bundle, no credentials.
+
+    ``trust_env`` stays on, so ``HTTP(S)_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE`` and
+    ``CURL_CA_BUNDLE`` apply as they do for every other requests-based client (behind an egress
+    proxy a download must go through it). What ``trust_env`` would also bring, the credentials of
+    ``~/.netrc`` (``NETRC``), is kept out: a signed URL needs none, and a storage host, or
+    wherever it redirects, must never see them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.auth = _no_credentials
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        # requests' own version re-reads ~/.netrc for the redirect target; add nothing, strip all.
+        prepared_request.headers.pop("Authorization", None)
+
+
 class Downloader:
     """Streams signed URLs into sinks over one pooled, key-less HTTP session.
 
@@ -151,36 +176,53 @@ class Downloader:
     ) -> None:
         self.chunk_size = chunk_size
         self.timeout = timeout
-        session = requests.Session()
+        session = StorageSession()
         # Retries are ours (they must restart the sink too); urllib3 must not retry underneath.
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         # Identity encoding: the bytes on the wire are the file, and Content-Length counts them.
         session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
-        # A storage URL needs no credentials: never pick any up from ~/.netrc.
-        session.trust_env = False
         self.session = session
 
     def close(self) -> None:
         self.session.close()
 
-    def _send(self, method: str, url: str, *, stream: bool = False) -> requests.Response:
-        """One request; a network failure becomes a transient error, a malformed one permanent."""
+    def _send(
+        self, url: str, *, stream: bool = False, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        """One GET; a network failure becomes a transient error, a malformed one permanent.
+
+        Only GET ever goes to a signed URL: S3 SigV4 and GCS V4 signatures cover the method, so a
+        HEAD with a URL signed for GET is refused (403).
+        """
         try:
-            return self.session.request(
-                method, url, stream=stream, timeout=self.timeout, allow_redirects=True
+            return self.session.get(
+                url, stream=stream, timeout=self.timeout, allow_redirects=True, headers=headers
             )
         except (requests.ConnectionError, requests.Timeout) as err:
             raise TransientDownloadError(describe_error(err)) from None
         except requests.RequestException as err:
             raise PermanentDownloadError(describe_error(err)) from None
 
-    def head(self, url: str) -> ResponseInfo:
-        """Size and type of the file behind ``url``, without its body."""
-        response = self._send("HEAD", url)
+    def probe(self, url: str) -> ResponseInfo:
+        """Size and type of the file behind ``url``, from a GET of its first byte.
+
+        A ranged GET rather than the headers of the real GET: on a re-run over finished files
+        each check is one tiny request on a kept-alive connection, where abandoning a real GET
+        would drop the connection and leave the storage host sending bytes nobody reads. A host
+        that ignores ``Range`` answers 200: its ``Content-Length`` is then the size, and the body
+        is not read (the connection is dropped).
+        """
+        response = self._send(url, stream=True, headers={"Range": "bytes=0-0"})
         with response:
-            _check_status(response, "HEAD")
+            if response.status_code == 206:
+                _check_final_scheme(response)
+                size = _total_from_content_range(response.headers.get("Content-Range"))
+                # Read the one byte, so the connection goes back to the pool for the next file.
+                _ = response.content
+                return ResponseInfo(size, response.headers.get("Content-Type"))
+            _check_status(response, "GET")
             return _info(response)
 
     def download(
@@ -194,7 +236,7 @@ class Downloader:
         :return: the response's info, ``size`` being the bytes actually written.
         :raises TransientDownloadError: on a broken or short body (the sink was aborted).
         """
-        response = self._send("GET", url, stream=True)
+        response = self._send(url, stream=True)
         with response:
             _check_status(response, "GET")
             info = _info(response)
@@ -244,12 +286,22 @@ def _info(response: requests.Response) -> ResponseInfo:
     return ResponseInfo(size, response.headers.get("Content-Type"))
 
 
+def _total_from_content_range(value: str | None) -> int | None:
+    """``bytes 0-0/12345`` -> 12345; ``None`` for ``*`` or anything unreadable."""
+    match = re.fullmatch(r"\s*bytes\s+\d+-\d+/(\d+)\s*", value or "")
+    return int(match.group(1)) if match else None
+
+
+def _check_final_scheme(response: requests.Response) -> None:
+    final_scheme = urlsplit(response.url).scheme.lower()
+    if final_scheme not in ("http", "https"):
+        raise PermanentDownloadError(f"redirected to a {final_scheme} URL")
+
+
 def _check_status(response: requests.Response, method: str) -> None:
     status = response.status_code
     if status == 200:
-        final_scheme = urlsplit(response.url).scheme.lower()
-        if final_scheme not in ("http", "https"):
-            raise PermanentDownloadError(f"redirected to a {final_scheme} URL")
+        _check_final_scheme(response)
         return
     where = f"{method} {redact_url(response.url)}"
     if status in TRANSIENT_STATUS_CODES:
@@ -264,8 +316,6 @@ def _check_status(response: requests.Response, method: str) -> None:
 
 def _s3_code(response: requests.Response) -> str:
     """`` (AccessDenied: Request has expired)`` from an S3-style XML error body, if short."""
-    if response.request.method == "HEAD":
-        return ""
     try:
         text = response.raw.read(4096, decode_content=True).decode("utf-8", "replace")
     except Exception:
@@ -277,19 +327,26 @@ def _s3_code(response: requests.Response) -> str:
     return f" ({code.group(1)}: {message.group(1)})" if message else f" ({code.group(1)})"
 
 
+class TransferCancelledError(Exception):
+    """The task is being stopped: abandon the file (its sink is aborted, nothing is committed)."""
+
+
 class Recovery:
     """Runs one file's transfer with retries on transient errors and URL refreshes on rejection.
 
     :param settings: the budgets.
     :param log: a logger (``warning(msg, *args)``).
+    :param stop: set when the task is being stopped; a backoff wait ends at once when it is.
     """
 
-    #: How to wait between retries; tests replace it to stay fast.
-    sleep: ClassVar[Callable[[float], None]] = time.sleep
+    #: How to wait between retries: ``wait(stop, seconds)`` returns True if stopped meanwhile.
+    #: Tests replace it to stay fast.
+    wait: ClassVar[Callable[[threading.Event, float], bool]] = threading.Event.wait
 
-    def __init__(self, settings: RetrySettings, log: Any) -> None:
+    def __init__(self, settings: RetrySettings, log: Any, stop: threading.Event | None = None) -> None:
         self.settings = settings
         self.log = log
+        self.stop = stop or threading.Event()
 
     def run(
         self,
@@ -331,4 +388,5 @@ class Recovery:
                 log.warning(
                     "%s: %s; retry %d of %d in %.1f s.", label, err, attempt, settings.max_attempts - 1, delay
                 )
-                type(self).sleep(delay)
+                if type(self).wait(self.stop, delay):
+                    raise TransferCancelledError from None

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from airflow_provider_camb.redaction import redact_url
+from airflow_provider_camb.rendered_lists import materialise
 from airflow_provider_camb.run_ids import InvalidRunIdsError, normalise_run_ids
 
 
@@ -77,7 +78,7 @@ def _entries(value: object) -> list[tuple[object, object]]:
     if isinstance(value, Mapping):
         return list(value.items())
     if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
-        items = list(value)
+        items = materialise(value)
         if all(isinstance(item, Mapping) for item in items):
             return [pair for item in items for pair in item.items()]
     raise InvalidTransferInputError(

@@ -77,12 +77,14 @@ def choose_ext(url: str, content_type: str | None = None) -> str:
     return ext_from_url(url) or ext_from_content_type(content_type) or DEFAULT_EXT
 
 
-def validate_filename_template(template: str) -> str:
+def validate_filename_template(template: str, *, key_field: str = "run_id", sample_key: object = 1) -> str:
     """Check a ``filename_template`` once, when the operator is built.
 
-    Only ``{run_id}`` and ``{ext}`` are allowed (no format specs, no attribute access); ``/`` may
-    make sub-folders, but no segment may be empty, ``.``/``..``, hidden, or absolute.
+    Only ``{<key_field>}`` and ``{ext}`` are allowed (no format specs, no attribute access); ``/``
+    may make sub-folders, but no segment may be empty, ``.``/``..``, hidden, or absolute.
 
+    :param key_field: the field that tells files apart: ``run_id`` (transfer) or ``name`` (texts).
+    :param sample_key: a harmless value of that field to render the template with.
     :raises InvalidFilenameTemplateError: with the reason.
     """
     if not isinstance(template, str) or not template.strip():
@@ -95,17 +97,20 @@ def validate_filename_template(template: str) -> str:
     for _, field, spec, conversion in parsed:
         if field is None:
             continue
-        if field not in ALLOWED_FIELDS or spec or conversion:
+        if field not in (key_field, "ext") or spec or conversion:
             raise InvalidFilenameTemplateError(
-                f"filename_template {template!r} may only use {{run_id}} and {{ext}}, found {{{field}}}"
+                f"filename_template {template!r} may only use {{{key_field}}} and {{ext}}, found {{{field}}}"
             )
         fields.add(field)
-    if "run_id" not in fields:
+    if key_field not in fields:
         raise InvalidFilenameTemplateError(
-            f"filename_template {template!r} must contain {{run_id}}, or every run would get the same name"
+            f"filename_template {template!r} must contain {{{key_field}}}, or every file would get the "
+            "same name"
         )
     # Render with harmless stand-ins: a template that is unsafe with them is unsafe with any.
-    check_relative_name(template.format(run_id=1, ext=DEFAULT_EXT), what="filename_template")
+    check_relative_name(
+        template.format(**{key_field: sample_key, "ext": DEFAULT_EXT}), what="filename_template"
+    )
     return template
 
 
@@ -113,6 +118,15 @@ def render_filename(template: str, run_id: int, ext: str) -> str:
     """The relative file name of one run: the template filled with a sanitised extension."""
     safe_ext = sanitise_ext(ext) or DEFAULT_EXT
     return check_relative_name(template.format(run_id=int(run_id), ext=safe_ext), what="file name")
+
+
+def render_text_filename(template: str, name: str, ext: str) -> str:
+    """The relative file name of one text: the template filled with its name and extension.
+
+    :raises InvalidFilenameTemplateError: if the result is not a safe relative path (a name with
+        ``..``, a leading ``/`` or characters outside the safe set).
+    """
+    return check_relative_name(template.format(name=name, ext=ext), what="file name")
 
 
 def check_relative_name(name: str, *, what: str) -> str:

@@ -26,6 +26,7 @@ import contextlib
 import os
 import queue
 import secrets
+import shutil
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -104,6 +105,52 @@ def existing_size(path: ObjectStoragePath) -> int | None:
         return None
     size = info.get("size")
     return int(size) if size is not None else None
+
+
+def write_file_atomically(
+    local_file: str, path: ObjectStoragePath, s3_clients: S3Clients | None = None, chunk_size: int = 2**20
+) -> int:
+    """Copy a local file to ``path`` whole or not at all (through :func:`open_atomic`); its size.
+
+    :param local_file: the finished file on local disk.
+    :param path: the final path, on any backend.
+    :param s3_clients: shared boto3 clients, as for :func:`open_atomic`.
+    """
+    sink = open_atomic(path, s3_clients)
+    written = 0
+    try:
+        with open(local_file, "rb") as source:
+            while chunk := source.read(chunk_size):
+                sink.write(chunk)
+                written += len(chunk)
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    return written
+
+
+def read_to_local_file(path: ObjectStoragePath, local_file: str, chunk_size: int = 2**20) -> int:
+    """Copy the file at ``path`` (any backend) to a local file in chunks; its size.
+
+    :param path: the file to read.
+    :param local_file: where to write it.
+    """
+    written = 0
+    with path.open("rb") as source, open(local_file, "wb") as target:
+        while chunk := source.read(chunk_size):
+            target.write(chunk)
+            written += len(chunk)
+    return written
+
+
+def remove_tree(path: ObjectStoragePath) -> None:
+    """Delete the folder ``path`` and everything under it, if it exists (any backend)."""
+    if is_local(path):
+        shutil.rmtree(path.path, ignore_errors=True)
+        return
+    with contextlib.suppress(FileNotFoundError):
+        path.fs.rm(path.path, recursive=True)
 
 
 def open_atomic(path: ObjectStoragePath, s3_clients: S3Clients | None = None) -> AtomicSink:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -20,14 +19,17 @@ from airflow_provider_camb.exceptions import (
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.redaction import redact_url
 from airflow_provider_camb.run_ids import InvalidRunIdsError, normalise_run_ids
+from airflow_provider_camb.transfers._destination import InvalidDestinationError, resolve_destination, uri_of
 from airflow_provider_camb.transfers._download import (
     Downloader,
     PermanentDownloadError,
     Recovery,
     ResponseInfo,
     RetrySettings,
+    TransferCancelledError,
     TransientDownloadError,
     describe_error,
+    is_expired,
 )
 from airflow_provider_camb.transfers._inputs import (
     InvalidTransferInputError,
@@ -43,6 +45,7 @@ from airflow_provider_camb.transfers._naming import (
     validate_filename_template,
 )
 from airflow_provider_camb.transfers._progress import ProgressReporter
+from airflow_provider_camb.transfers._refresh import UNUSABLE_URL, BatchedUrlRefresher
 from airflow_provider_camb.transfers._sinks import (
     S3_UPLOAD_CONCURRENCY,
     S3Clients,
@@ -64,10 +67,6 @@ if TYPE_CHECKING:
 #: Files in flight by default: 8 keeps a 20 ms first-byte latency from dominating many small
 #: files (4 workers capped the speed-up at 4x), and stays below requests' and boto3's pool of 10.
 DEFAULT_MAX_CONCURRENCY = 8
-
-
-class TransferCancelledError(Exception):
-    """The task is being stopped: abandon the file (its sink is aborted, nothing is committed)."""
 
 
 @dataclass(frozen=True)
@@ -154,14 +153,19 @@ class CambTTSToStorageOperator(BaseOperator):
         self.overwrite = overwrite
         self.max_concurrency = max_concurrency
         self.fail_on_missing = fail_on_missing
+        # Run state, made in execute(): a lock or an event here would break the deep copies
+        # Airflow makes of tasks (clearing, partial_subset) before any of them runs.
         self._hook: CambHook | None = None
-        self._refresh_lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop: threading.Event | None = None
+        self._refresher: BatchedUrlRefresher | None = None
         self._delivered: dict[int, _Delivered] = {}
 
     # -- execute ----------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, str]:
+        self._stop = threading.Event()
+        self._refresher = BatchedUrlRefresher(lambda: self.hook)
+        self._delivered = {}
         try:
             return self._execute(context)
         finally:
@@ -171,12 +175,13 @@ class CambTTSToStorageOperator(BaseOperator):
     def _execute(self, context: Context) -> dict[str, str]:
         folder = self._destination_folder()
         urls, missing, failed = self._resolve_urls()
+        urls = self._refresh_expired(urls, missing, failed)
         if urls:
             ensure_folder(folder)
             self.log.info(
                 "Transferring %d Camb.ai audio files to %s, up to %d at a time (overwrite=%s).",
                 len(urls),
-                _uri(folder),
+                uri_of(folder),
                 min(self.max_concurrency, len(urls)),
                 self.overwrite,
             )
@@ -193,7 +198,7 @@ class CambTTSToStorageOperator(BaseOperator):
             # Retryable: a re-run (overwrite=False) copies only what is still missing.
             raise AirflowException(
                 f"{len(failed)} of {len(undelivered) + len(delivered)} Camb.ai audio files could not be "
-                f"transferred to {_uri(folder)}: {describe_missing(failed)}"
+                f"transferred to {uri_of(folder)}: {describe_missing(failed)}"
                 + (f". Not served by Camb.ai: {describe_missing(missing)}" if missing else "")
             )
         if missing:
@@ -211,29 +216,18 @@ class CambTTSToStorageOperator(BaseOperator):
         return result
 
     def on_kill(self) -> None:
-        self._stop.set()
+        # Every download thread sees it at its next chunk or during a backoff wait, aborts its
+        # file (nothing is committed) and stops.
+        if self._stop is not None:
+            self._stop.set()
 
     # -- inputs -----------------------------------------------------------------------------
 
     def _destination_folder(self) -> ObjectStoragePath:
-        conn_id = self.destination_conn_id or None
-        dest = self.destination
-        if isinstance(dest, ObjectStoragePath) and dest.protocol:
-            return ObjectStoragePath(dest, conn_id=conn_id) if conn_id else dest
-        text = str(dest).strip() if dest is not None else ""
-        if not text or text == "None":
-            raise AirflowFailException("destination is empty: give a folder URI such as s3://bucket/prefix/")
-        if "://" not in text:
-            if not os.path.isabs(text):
-                raise AirflowFailException(
-                    f"destination {text!r} is a relative path: give an absolute path or a URI "
-                    "(file:///abs/dir/, s3://bucket/prefix/ ...)"
-                )
-            text = "file://" + os.path.normpath(text)
         try:
-            return ObjectStoragePath(text, conn_id=conn_id)
-        except (ValueError, ImportError) as err:
-            raise AirflowFailException(f"destination {text!r} cannot be used: {err}") from err
+            return resolve_destination(self.destination, self.destination_conn_id)
+        except InvalidDestinationError as err:
+            raise AirflowFailException(str(err)) from None
 
     def _resolve_urls(self) -> tuple[dict[int, str], dict[int, str | None], dict[int, str]]:
         """``(urls, missing, failed)``; invalid input fails here, before any download."""
@@ -266,6 +260,28 @@ class CambTTSToStorageOperator(BaseOperator):
                 failed[run_id] = f"Camb.ai returned an unusable URL: {err}"
         return urls, missing, failed
 
+    def _refresh_expired(
+        self, urls: dict[int, str], missing: dict[int, str | None], failed: dict[int, str]
+    ) -> dict[int, str]:
+        """Replace every URL that has expired already, in ``ceil(k / 5)`` bulk calls for ``k``."""
+        expired = [run_id for run_id, url in urls.items() if is_expired(url)]
+        if not expired:
+            return urls
+        self.log.info("%d signed URLs have expired; asking Camb.ai for fresh ones.", len(expired))
+        assert self._refresher is not None
+        fresh, lost = self._refresher.refresh_many(expired)
+        for run_id in expired:
+            if run_id in fresh:
+                urls[run_id] = fresh[run_id]
+                continue
+            del urls[run_id]
+            reason = lost.get(run_id)
+            if isinstance(reason, str) and reason.startswith(UNUSABLE_URL):
+                failed[run_id] = reason
+            else:
+                missing[run_id] = reason
+        return urls
+
     @property
     def hook(self) -> CambHook:
         if self._hook is None:
@@ -283,7 +299,7 @@ class CambTTSToStorageOperator(BaseOperator):
         # One HTTP connection per worker; on S3 each worker uploads up to two parts at once.
         downloader = Downloader(pool_size=workers)
         s3_clients = S3Clients(max_connections=workers * S3_UPLOAD_CONCURRENCY)
-        recovery = Recovery(self.retry_settings, self.log)
+        recovery = Recovery(self.retry_settings, self.log, self._stop)
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="camb-transfer")
         try:
             futures = {
@@ -310,7 +326,8 @@ class CambTTSToStorageOperator(BaseOperator):
                 self.log.error("Run %s: not transferred: %s", run_id, failed.get(run_id) or missing[run_id])
         except BaseException:
             # Task killed or timed out: let every thread abort its file and stop.
-            self._stop.set()
+            if self._stop is not None:
+                self._stop.set()
             executor.shutdown(wait=True, cancel_futures=True)
             raise
         finally:
@@ -349,32 +366,34 @@ class CambTTSToStorageOperator(BaseOperator):
             head: ResponseInfo | None = None
             ext = ext_from_url(url)
             if ext is None:
-                first, url = recovery.run(label, url, downloader.head, refresh)
+                first, url = recovery.run(label, url, downloader.probe, refresh)
                 head = first
                 ext = choose_ext(url, first.content_type)
             target = target_for(ext)
             have = existing_size(target)
             if have is not None:
                 if head is None:
-                    later, url = recovery.run(label, url, downloader.head, refresh)
+                    later, url = recovery.run(label, url, downloader.probe, refresh)
                     head = later
                 expected = head.size
                 if expected == have:
                     # DEBUG: the final summary counts the files already there, the XCom names them.
-                    self.log.debug("%s: %s already holds all %d bytes; skipped.", label, _uri(target), have)
-                    return _Delivered(_uri(target), have, target, url, skipped=True)
+                    self.log.debug("%s: %s already holds all %d bytes; skipped.", label, uri_of(target), have)
+                    return _Delivered(uri_of(target), have, target, url, skipped=True)
                 self.log.info(
                     "%s: %s holds %d bytes, the storage host has %s: replacing it.",
                     label,
-                    _uri(target),
+                    uri_of(target),
                     have,
                     expected if expected is not None else "an unknown size",
                 )
 
         targets: list[ObjectStoragePath] = []
 
+        stop = self._stop
+
         def on_bytes(count: int) -> None:
-            if self._stop.is_set():
+            if stop is not None and stop.is_set():
                 raise TransferCancelledError
             progress.add_bytes(count)
 
@@ -391,24 +410,21 @@ class CambTTSToStorageOperator(BaseOperator):
         # DEBUG, not INFO: with many files a line each drowns the log (and costs ~2 ms under
         # contention); the progress lines and the summary count them, the XCom maps each run to
         # its file, and retries and failures are still logged as warnings and errors.
-        self.log.debug("%s: %d bytes from %s written to %s.", label, info.size, redact_url(url), _uri(target))
-        return _Delivered(_uri(target), int(info.size or 0), target, url, skipped=False)
+        self.log.debug(
+            "%s: %d bytes from %s written to %s.", label, info.size, redact_url(url), uri_of(target)
+        )
+        return _Delivered(uri_of(target), int(info.size or 0), target, url, skipped=False)
 
     def _refresh_url(self, run_id: int) -> str:
-        # One refresh at a time: the hook's session is shared, and a burst of expired URLs
-        # should not turn into a burst of API calls.
-        with self._refresh_lock:
-            url = self.hook.get_tts_result_url(run_id)
-        try:
-            return check_download_url(url)
-        except InvalidTransferInputError as err:
-            raise PermanentDownloadError(f"Camb.ai returned an unusable URL: {err}") from None
+        # Threads that need a fresh URL at the same moment share bulk calls (ceil(k / 5) for k).
+        assert self._refresher is not None
+        return self._refresher.refresh(run_id)
 
     def _target(self, folder: ObjectStoragePath, run_id: int, ext: str) -> ObjectStoragePath:
         name = render_filename(self.filename_template, run_id, ext)
         target = folder / name
         if not is_inside(folder.path, target.path):
-            raise PermanentDownloadError(f"file name {name!r} would land outside {_uri(folder)}")
+            raise PermanentDownloadError(f"file name {name!r} would land outside {uri_of(folder)}")
         return target
 
     # -- OpenLineage ------------------------------------------------------------------------
@@ -430,8 +446,3 @@ class CambTTSToStorageOperator(BaseOperator):
             inputs.append(Dataset(namespace=f"{source.scheme}://{host}", name=source.path))
             outputs.append(Dataset(namespace=item.path.namespace, name=item.path.key))
         return OperatorLineage(inputs=inputs, outputs=outputs)
-
-
-def _uri(path: ObjectStoragePath) -> str:
-    """``s3://bucket/key`` / ``file:///abs/path``: no connection ID, stable for XCom."""
-    return f"{path.protocol}://{path.path}"

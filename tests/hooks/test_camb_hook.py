@@ -383,7 +383,7 @@ def test_test_connection_reports_a_rejected_key(camb_connection, requests_mock):
     requests_mock.get(f"{BASE_URL}/source-languages", status_code=401, json={"detail": "Invalid API key"})
     ok, message = CambHook().test_connection()
     assert not ok
-    assert "API key was rejected" in message
+    assert "rejected the API key" in message
     assert API_KEY not in message
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from airflow_provider_camb.exceptions import CambAuthError, CambRunsMissingError
+from airflow_provider_camb.exceptions import CambAPIError, CambAuthError, CambRunsMissingError
 from airflow_provider_camb.hooks.camb import CambHook
 
 
@@ -83,3 +83,118 @@ def test_test_connection_makes_one_read_only_call(camb_emulator):
     ok, message = CambHook().test_connection()
     assert ok, message
     assert [(c.method, c.endpoint) for c in camb_emulator.journal] == [("GET", "source_languages")]
+
+
+# -- the API key goes to the configured API origin only ------------------------------------------
+
+
+def _four_calls(camb_emulator):
+    """The four hook calls a DAG makes, each as ``(name, endpoint, call)``."""
+    run_ids = camb_emulator.add_tts_runs(2)
+    (task_id,) = camb_emulator.add_tts_tasks(1)
+    return [
+        ("bulk results", "tts_results", lambda hook: hook.get_tts_results(run_ids)),
+        ("single result", "tts_result", lambda hook: hook.get_tts_result_url(run_ids[0])),
+        ("task status", "tts_status", lambda hook: hook.get_tts_task_status(task_id)),
+        ("test_connection", "source_languages", lambda hook: hook.test_connection()),
+    ]
+
+
+@pytest.mark.parametrize("call_index", range(4), ids=["bulk", "single", "status", "test_connection"])
+def test_a_redirect_to_another_host_is_refused_and_the_key_never_reaches_it(camb_emulator, call_index):
+    name, endpoint, call = _four_calls(camb_emulator)[call_index]
+    camb_emulator.redirect_next(count=1, endpoint=endpoint)
+
+    if name == "test_connection":
+        ok, message = call(CambHook())
+        assert not ok
+        error_text = message
+    else:
+        with pytest.raises(CambAPIError) as caught:
+            call(CambHook())
+        assert caught.value.status_code == 302
+        error_text = str(caught.value)
+
+    assert "redirect" in error_text
+    assert camb_emulator.foreign_host in error_text  # the target host is named...
+    assert "?" not in error_text.split(camb_emulator.foreign_host, 1)[1].split()[0].rstrip("?…,.")
+    assert camb_emulator.redirected_requests == []  # ...and never contacted, key or no key
+
+
+def test_a_caller_following_redirects_through_the_hook_session_does_not_leak_the_key(camb_emulator):
+    camb_emulator.redirect_next(count=1, endpoint="source_languages")
+    hook = CambHook()
+
+    answer = hook.get_conn().get(f"{hook.settings.base_url}/source-languages", timeout=10)
+
+    assert answer.status_code == 200  # the foreign host answered...
+    (seen,) = camb_emulator.redirected_requests
+    assert seen.api_key_sent is False  # ...without ever seeing the key
+
+
+# -- the connection Test -------------------------------------------------------------------------
+
+
+def test_test_connection_gives_up_on_a_silent_host_within_seconds_without_retries(monkeypatch):
+    import json
+    import socket
+    import time
+
+    import airflow_provider_camb.hooks.camb as hook_module
+
+    # A host that accepts connections and never answers: the worst case for a spinner.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        host, port = silent.getsockname()
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_CAMB_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "camb",
+                    "host": f"http://{host}:{port}/apis",
+                    "password": "k",
+                    "extra": {"timeout": 60, "max_retries": 5},
+                }
+            ),
+        )
+        monkeypatch.setattr(hook_module, "TEST_CONNECTION_TIMEOUT_SECONDS", 0.5)
+        started = time.monotonic()
+        ok, message = CambHook().test_connection()
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+
+    assert not ok
+    assert "no answer within 0.5 s after 1 attempt" in message
+    assert "API Base URL" in message
+    assert elapsed < 3  # one attempt of 0.5 s, not 6 attempts of 60 s
+    assert hook_module.TEST_CONNECTION_TIMEOUT_SECONDS * 2 < 10
+
+
+def test_test_connection_without_a_key_names_the_field_not_the_connection_id(monkeypatch):
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_8VFUYVIK", json.dumps({"conn_type": "camb", "host": "http://127.0.0.1:9"})
+    )
+
+    ok, message = CambHook(camb_conn_id="8VFuYViK").test_connection()
+
+    assert not ok
+    assert "'API Key' field" in message
+    assert "8VFuYViK" not in message
+
+
+def test_test_connection_with_a_wrong_key_names_the_api_key_field(camb_emulator, monkeypatch):
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CAMB_DEFAULT",
+        json.dumps({"conn_type": "camb", "host": camb_emulator.base_url, "password": "wrong"}),
+    )
+    ok, message = CambHook().test_connection()
+    assert not ok
+    assert message == "Camb.ai rejected the API key (HTTP 401). Check the 'API Key' field."
+    assert "password" not in message.lower()

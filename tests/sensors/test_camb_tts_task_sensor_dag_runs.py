@@ -171,3 +171,22 @@ def test_example_dag_waits_then_fetches_against_the_emulator(
     assert dag_runner.xcom(dag_run, "wait_for_tts") == run_ids
     assert list(dag_runner.xcom(dag_run, "fetch_urls")) == [str(run_id) for run_id in run_ids]
     assert status_polls(camb_emulator) == dict.fromkeys(task_ids, 2)
+
+
+def test_fan_in_over_a_mapped_sensor_reads_its_outputs_without_probing_past_the_end(
+    request, dag_runner: DagRunner, camb_emulator: CambEmulator, capfd, caplog
+):
+    batches = [camb_emulator.add_tts_tasks(2), camb_emulator.add_tts_tasks(2), camb_emulator.add_tts_tasks(1)]
+    with new_dag(request) as dag:
+        mapped = CambTTSTaskSensor.partial(task_id="wait", poke_interval=0.05, timeout=30).expand(
+            camb_task_ids=batches
+        )
+        CambBulkTTSResultsOperator(task_id="fetch", run_ids=mapped.output)
+
+    dag_run = dag_runner.run(dag)
+
+    assert dag_run.state == "success", dag_runner.task_states(dag_run)
+    expected = [str(camb_emulator.run_id_for_task(t)) for batch in batches for t in batch]
+    assert list(dag_runner.xcom(dag_run, "fetch")) == expected
+    out, err = capfd.readouterr()
+    assert "XCom not found" not in out + err + caplog.text

@@ -1,15 +1,13 @@
-"""The JSON API over real sockets: auth, tasks, single and bulk results, listings, tts-stream."""
+"""The JSON API over real sockets: auth, tasks, single and bulk results, listings."""
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-import soundfile as sf
 
 if TYPE_CHECKING:
     from airflow_provider_camb.testing import CambEmulator
@@ -279,52 +277,6 @@ def test_list_voices_answers_voices_with_ids_and_names(api: Api) -> None:
     voices = api.get("/list-voices").json()
     assert voices
     assert all(isinstance(v["id"], int) and v["voice_name"] for v in voices)
-
-
-@pytest.mark.parametrize("audio_format", ["wav", "flac"])
-def test_tts_stream_answers_decodable_audio_in_the_requested_format(api: Api, audio_format: str) -> None:
-    text = "A short sentence to speak."
-    body = {
-        "text": text,
-        "language": "en-us",
-        "voice_id": 20298,
-        "output_configuration": {"format": audio_format, "sample_rate": 24000},
-    }
-    response = api.post("/tts-stream", json=body)
-    assert response.status_code == 200
-    assert response.headers["Content-Type"] == f"audio/{audio_format}"
-    assert response.headers["X-Credits-Required"] == str(len(text))
-    info = sf.info(io.BytesIO(response.content))
-    assert info.format == audio_format.upper()
-    assert info.samplerate == 24000
-    assert info.frames > 0
-
-
-def test_tts_stream_pcm_s16le_is_headerless_samples(api: Api) -> None:
-    body = {
-        "text": "abc",
-        "language": "en-us",
-        "voice_id": 1,
-        "output_configuration": {"format": "pcm_s16le"},
-    }
-    response = api.post("/tts-stream", json=body)
-    assert response.status_code == 200
-    assert not response.content.startswith(b"RIFF")
-    assert len(response.content) % 2 == 0
-
-
-@pytest.mark.parametrize(("text", "kind"), [("hi", "string_too_short"), ("x" * 3001, "string_too_long")])
-def test_tts_stream_rejects_text_outside_3_to_3000_chars(api: Api, text: str, kind: str) -> None:
-    response = api.post("/tts-stream", json={"text": text, "language": "en-us", "voice_id": 1})
-    assert response.status_code == 422
-    assert _detail_types(response) == [(["body", "text"], kind)]
-
-
-def test_tts_stream_rejects_formats_the_emulator_cannot_produce(api: Api) -> None:
-    body = {"text": "abcd", "language": "en-us", "voice_id": 1, "output_configuration": {"format": "mp3"}}
-    response = api.post("/tts-stream", json=body)
-    assert response.status_code == 422
-    assert _detail_types(response) == [(["body", "output_configuration", "format"], "enum")]
 
 
 def test_unknown_paths_are_404_and_wrong_methods_405(api: Api) -> None:

@@ -1,10 +1,12 @@
-"""Signed audio URLs: no key needed, Range/206, HEAD, expiry and tampering."""
+"""Signed audio URLs: no key needed, Range/206, bound to their HTTP method, expiry and tampering."""
 
 from __future__ import annotations
 
 import hashlib
+import socket
 import time
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -55,13 +57,87 @@ def test_a_range_past_the_end_is_416(camb_emulator: CambEmulator) -> None:
     assert response.headers["Content-Range"] == "bytes */1000"
 
 
-def test_head_answers_the_size_and_type_without_a_body(camb_emulator: CambEmulator) -> None:
+def _raw_exchange(url: str, method: str) -> bytes:
+    # Everything the server writes for one request, read until it closes the connection.
+    parts = urlsplit(url)
+    request = (
+        f"{method} {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        "Connection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request.encode())
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def test_a_head_of_a_url_signed_for_get_is_403_without_a_body(camb_emulator: CambEmulator) -> None:
+    (run_id,) = camb_emulator.add_tts_runs(1, audio_format="wav", size_bytes=5_000_000)
+    url = camb_emulator.download_url(run_id)
+    response = requests.head(url, timeout=10)
+    assert response.status_code == 403
+    assert response.headers["Content-Type"] == "application/xml"
+    raw = _raw_exchange(url, "HEAD")
+    assert raw.startswith(b"HTTP/1.1 403 ")
+    assert raw.endswith(b"\r\n\r\n")  # the headers and nothing after them
+    (entry, _) = camb_emulator.requests("download")
+    assert (entry.method, entry.status) == ("HEAD", 403)
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "POST"])
+def test_another_method_on_a_url_signed_for_get_is_403_signature_does_not_match(
+    camb_emulator: CambEmulator, method: str
+) -> None:
+    (run_id,) = camb_emulator.add_tts_runs(1)
+    response = requests.request(method, camb_emulator.download_url(run_id), data=b"x", timeout=10)
+    assert response.status_code == 403
+    assert response.headers["Content-Type"] == "application/xml"
+    assert b"<Code>SignatureDoesNotMatch</Code>" in response.content
+
+
+def test_a_url_signed_for_head_serves_head_but_not_get(camb_emulator: CambEmulator) -> None:
+    (run_id,) = camb_emulator.add_tts_runs(1, audio_format="wav", size_bytes=5_000_000)
+    url = camb_emulator.download_url(run_id, method="HEAD")
+    response = requests.head(url, timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == "5000000"
+    assert response.headers["Content-Type"] == "audio/wav"
+    assert response.content == b""
+    refused = requests.get(url, timeout=10)
+    assert refused.status_code == 403
+    assert b"<Code>SignatureDoesNotMatch</Code>" in refused.content
+
+
+def test_a_put_with_a_url_signed_for_put_is_405_as_the_store_is_read_only(
+    camb_emulator: CambEmulator,
+) -> None:
+    (run_id,) = camb_emulator.add_tts_runs(1)
+    response = requests.put(camb_emulator.download_url(run_id, method="PUT"), data=b"x", timeout=10)
+    assert response.status_code == 405
+    assert b"<Code>MethodNotAllowed</Code>" in response.content
+
+
+def test_a_one_byte_ranged_get_answers_the_size_instead_of_a_head(camb_emulator: CambEmulator) -> None:
+    (run_id,) = camb_emulator.add_tts_runs(1, size_bytes=123_457)
+    response = requests.get(camb_emulator.download_url(run_id), headers={"Range": "bytes=0-0"}, timeout=10)
+    assert response.status_code == 206
+    assert response.headers["Content-Range"] == "bytes 0-0/123457"
+    assert response.headers["Content-Type"] == "audio/flac"
+    assert response.content == b"f"  # the first byte of "fLaC"
+
+
+def test_with_method_bound_urls_off_a_get_url_serves_head(camb_emulator: CambEmulator) -> None:
+    camb_emulator.method_bound_urls = False
     (run_id,) = camb_emulator.add_tts_runs(1, audio_format="wav", size_bytes=5_000_000)
     response = requests.head(camb_emulator.download_url(run_id), timeout=10)
     assert response.status_code == 200
     assert response.headers["Content-Length"] == "5000000"
     assert response.headers["Content-Type"] == "audio/wav"
     assert response.content == b""
+    # Other methods are still not served: the file host only reads.
+    put = requests.put(camb_emulator.download_url(run_id), data=b"x", timeout=10)
+    assert put.status_code == 405
 
 
 def test_an_expired_url_is_403(camb_emulator: CambEmulator) -> None:

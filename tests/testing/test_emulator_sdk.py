@@ -92,3 +92,26 @@ def test_the_sdk_lists_languages_and_voices(camb_emulator: CambEmulator) -> None
     client = _client(camb_emulator)
     assert client.languages.get_source_languages()  # type: ignore[attr-defined]
     assert client.voice_cloning.list_voices()  # type: ignore[attr-defined]
+
+
+def test_the_sdk_streams_tts_and_reads_a_422_for_a_locale_the_model_lacks(
+    camb_emulator: CambEmulator,
+) -> None:
+    import io
+
+    import soundfile as sf
+    from camb import StreamTtsOutputConfiguration
+
+    tts = _client(camb_emulator).text_to_speech  # type: ignore[attr-defined]
+    chunks = tts.tts(
+        text="Hello from the SDK",
+        language="en-us",
+        voice_id=20298,
+        speech_model="mars-pro",
+        output_configuration=StreamTtsOutputConfiguration(format="mp3"),
+    )
+    info = sf.info(io.BytesIO(b"".join(chunks)))
+    assert (info.format, info.samplerate) == ("MP3", 48000)
+    with pytest.raises(camb_errors.UnprocessableEntityError) as err:
+        b"".join(tts.tts(text="Bonjour", language="fr-fr", voice_id=20298, speech_model="mars-instruct"))
+    assert err.value.body.detail[0].loc == ["body", "language"]

@@ -24,7 +24,12 @@ def download_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     from airflow_provider_camb.transfers._download import Recovery
 
     slept: list[float] = []
-    monkeypatch.setattr(Recovery, "sleep", staticmethod(slept.append))
+
+    def record(stop: object, seconds: float) -> bool:
+        slept.append(seconds)
+        return False
+
+    monkeypatch.setattr(Recovery, "wait", staticmethod(record))
     return slept
 
 
