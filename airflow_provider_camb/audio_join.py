@@ -164,6 +164,11 @@ def _check_parts(paths: list[str]) -> AudioInfo:
 def _write_joined(paths: list[str], out: str, target: OutputFormat, shape: AudioInfo) -> None:
     import soundfile
 
+    # libsndfile's MP3 default is a low variable bitrate (about 10 kbit/s for speech at 22 kHz);
+    # the joined file is the one lossy generation, so encode it at the highest constant bitrate.
+    quality = (
+        {"compression_level": 0.0, "bitrate_mode": "CONSTANT"} if target.soundfile_format == "MP3" else {}
+    )
     try:
         sink = soundfile.SoundFile(
             out,
@@ -172,6 +177,7 @@ def _write_joined(paths: list[str], out: str, target: OutputFormat, shape: Audio
             channels=shape.channels,
             format=target.soundfile_format,
             subtype=target.subtype,
+            **quality,
         )
     except soundfile.SoundFileError as error:
         raise AudioJoinError(

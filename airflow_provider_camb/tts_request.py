@@ -146,7 +146,9 @@ class TTSStreamRequest:
         :param output_format: the format to ask for, if not this request's own.
         :raises InvalidTTSRequestError: for a text outside the API's limits.
         """
-        check_text(text)
+        return self._body(check_text(text), output_format)
+
+    def _body(self, text: str, output_format: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {"text": text, "voice_id": self.voice_id, "language": self.language}
         if self.speech_model is not None:
             body["speech_model"] = self.speech_model
@@ -166,10 +168,10 @@ class TTSStreamRequest:
     def cache_key(self, text: str, output_format: str | None = None) -> str:
         """A digest of everything that determines the audio of ``text``: equal keys, equal audio.
 
-        :param text: the text.
+        :param text: the text (of any length: a whole text keys its staging place).
         :param output_format: the format asked for, if not this request's own.
         """
-        canonical = json.dumps(self.payload(text, output_format), sort_keys=True, ensure_ascii=False)
+        canonical = json.dumps(self._body(text, output_format), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
