@@ -328,9 +328,10 @@ class CambTextToSpeechOperator(BaseOperator):
         s3_clients = S3Clients(max_connections=self.max_concurrency)
         results: dict[str, dict[str, Any]] = {}
         failed: dict[str, str] = {}
-        pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="camb-tts")
-        try:
-            with tempfile.TemporaryDirectory(prefix="camb-tts-") as spool:
+        # The spool outlives the pool: a worker still finishing a segment writes into it.
+        with tempfile.TemporaryDirectory(prefix="camb-tts-") as spool:
+            pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="camb-tts")
+            try:
                 # Every segment of every text is queued up front, texts in order: the pool works on
                 # the next texts while the finished ones are joined and written here.
                 for plan in plans:
@@ -346,14 +347,16 @@ class CambTextToSpeechOperator(BaseOperator):
                     except _Retryable as err:
                         failed[plan.name] = str(err)
                         self.log.error("Text %r: not written: %s", plan.name, err)
-        except BaseException:
-            if self._stop is not None:
-                self._stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        finally:
-            pool.shutdown(wait=True)
-            hook.close()
+            except BaseException:
+                # Killed, timed out or failed for good: no segment starts any more; those in
+                # flight finish and are staged for the next try.
+                if self._stop is not None:
+                    self._stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            finally:
+                pool.shutdown(wait=True)
+                hook.close()
         if failed:
             # Retryable: the finished segments are staged, so the next try pays only for the rest.
             raise AirflowException(
