@@ -24,7 +24,13 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": "Camb.ai", "python-modules": ["airflow_provider_camb.hooks.camb"]}],
         "operators": [
-            {"integration-name": "Camb.ai", "python-modules": ["airflow_provider_camb.operators.camb"]}
+            {
+                "integration-name": "Camb.ai",
+                "python-modules": [
+                    "airflow_provider_camb.operators.camb",
+                    "airflow_provider_camb.operators.text_to_speech",
+                ],
+            }
         ],
         "sensors": [
             {"integration-name": "Camb.ai", "python-modules": ["airflow_provider_camb.sensors.camb"]}

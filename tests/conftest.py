@@ -36,7 +36,12 @@ def _instant_retries(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     from airflow_provider_camb.hooks.camb import CambHook
 
     slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
     monkeypatch.setattr(CambHook, "retry_sleep", staticmethod(slept.append))
+    monkeypatch.setattr(CambHook, "async_retry_sleep", staticmethod(record))
     return slept
 
 

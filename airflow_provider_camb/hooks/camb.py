@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
+import httpx
 import requests
 import tenacity
 from airflow.sdk import BaseHook
@@ -21,13 +23,15 @@ from airflow_provider_camb.exceptions import (
     CambRunsMissingError,
     CambStreamBrokenError,
 )
+from airflow_provider_camb.hooks._async_http import shared_async_client
+from airflow_provider_camb.hooks._sessions import EnvironmentSession
 from airflow_provider_camb.redaction import redact_url, scrub_secret
 from airflow_provider_camb.retry_policy import RETRYABLE_STATUS_CODES, WaitRetryAfterOrBackoff
 from airflow_provider_camb.run_ids import normalise_run_ids, plan_chunks
 from airflow_provider_camb.task_status import CambTaskStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
     from airflow.sdk import Connection
 
@@ -43,11 +47,14 @@ TEST_CONNECTION_TIMEOUT_SECONDS = 5.0
 API_KEY_LABEL = "API Key"
 USER_AGENT = f"airflow-provider-camb/{__version__}"
 
+#: What the error helpers read from an answer: requests' and httpx's responses both fit.
+AnyResponse = requests.Response | httpx.Response
+
 # The answers that mean "these run IDs are not servable", as opposed to "the service is unwell".
 ID_REJECTION_STATUS_CODES = frozenset({400, 404, 422})
 
 
-class _KeyGuardingSession(requests.Session):
+class _KeyGuardingSession(EnvironmentSession):
     """A session that never carries the API key to another origin, even if a caller follows a
     redirect through it (requests strips only ``Authorization`` across hosts, never custom
     headers such as ``x-api-key``)."""
@@ -57,7 +64,7 @@ class _KeyGuardingSession(requests.Session):
         self.api_origin = api_origin
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
-        super().rebuild_auth(prepared_request, response)
+        super().rebuild_auth(prepared_request, response)  # no ~/.netrc credentials either
         if _origin(prepared_request.url or "") != self.api_origin:
             prepared_request.headers.pop("x-api-key", None)
 
@@ -139,6 +146,8 @@ class CambHook(BaseHook):
 
     #: how the hook sleeps between retries; tests replace it to keep fast.
     retry_sleep: ClassVar[Callable[[float], None]] = tenacity.nap.sleep
+    #: the same for the async calls of triggers (never a blocking sleep on the event loop).
+    async_retry_sleep: ClassVar[Callable[[float], Awaitable[None]]] = asyncio.sleep
 
     def __init__(
         self,
@@ -261,6 +270,26 @@ class CambHook(BaseHook):
             raise ValueError("A Camb.ai task ID cannot be empty.")
         # Quoted whole, so no character of an ID ("/", "?", "#") can change which URL is asked.
         response = self._request("GET", f"/tts/{quote(task_id, safe='')}")
+        try:
+            return CambTaskStatus.from_api(task_id, response.json())
+        except ValueError as err:
+            raise CambAPIError(
+                str(err), status_code=response.status_code, endpoint="GET /tts/{task_id}"
+            ) from err
+
+    async def aget_tts_task_status(self, task_id: str) -> CambTaskStatus:
+        """:meth:`get_tts_task_status` on the event loop, for triggers: no thread, no blocking.
+
+        The same retries (``asyncio.sleep`` between them, honouring ``Retry-After``), the same
+        errors and the same reading of the answer as the blocking call; its log lines come from
+        the trigger's own task, so the triggerer routes them to the task's log.
+
+        :param task_id: the ``task_id`` returned when the task was created.
+        """
+        task_id = str(task_id).strip()
+        if not task_id:
+            raise ValueError("A Camb.ai task ID cannot be empty.")
+        response = await self._arequest("GET", f"/tts/{quote(task_id, safe='')}")
         try:
             return CambTaskStatus.from_api(task_id, response.json())
         except ValueError as err:
@@ -430,15 +459,7 @@ class CambHook(BaseHook):
         retries = settings.max_retries if max_retries is None else max_retries
         seconds = settings.timeout if timeout is None else timeout
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(retries + 1),
-            wait=WaitRetryAfterOrBackoff(),
-            retry=(
-                tenacity.retry_if_exception_type((requests.ConnectionError, requests.Timeout))
-                | tenacity.retry_if_result(lambda response: response.status_code in RETRYABLE_STATUS_CODES)
-            ),
-            before_sleep=lambda state: self._before_retry(state, endpoint, retries),
-            # Out of attempts: hand back the last response (or raise the last error) as is.
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            **self._retry_policy(endpoint, retries, (requests.ConnectionError, requests.Timeout)),
             sleep=type(self).retry_sleep,
         )
         try:
@@ -476,11 +497,66 @@ class CambHook(BaseHook):
                 response.close()
         return response
 
+    async def _arequest(self, method: str, path: str) -> httpx.Response:
+        """:meth:`_request` over the loop's shared async client (see ``_async_http``)."""
+        settings = await self.aload_connection()
+        url = f"{settings.base_url}{path}"
+        endpoint = f"{method} {_path_template(path)}"
+        retries = settings.max_retries
+        client = shared_async_client()
+        headers = {"x-api-key": settings.api_key}
+        timeout = httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout))
+        retrying = tenacity.AsyncRetrying(
+            **self._retry_policy(endpoint, retries, (httpx.TransportError,)),
+            sleep=type(self).async_retry_sleep,
+        )
+        try:
+            response: httpx.Response = await retrying(
+                client.request, method, url, headers=headers, timeout=timeout
+            )
+        except httpx.TimeoutException as err:
+            raise CambAPIError(
+                f"no answer within {settings.timeout:g} s after {retries + 1} attempt(s) "
+                f"({type(err).__name__})",
+                status_code=None,
+                endpoint=endpoint,
+            ) from None
+        except httpx.HTTPError as err:
+            raise CambAPIError(
+                f"could not reach {redact_url(url)} after {retries + 1} attempt(s) ({type(err).__name__})",
+                status_code=None,
+                endpoint=endpoint,
+            ) from None
+        if 300 <= response.status_code < 400:
+            raise _redirect_error(response, endpoint, settings.base_url)
+        if response.status_code >= 400:
+            raise _api_error(response, endpoint, settings.api_key)
+        return response
+
+    def _retry_policy(
+        self, endpoint: str, retries: int, transport_errors: tuple[type[BaseException], ...]
+    ) -> dict[str, Any]:
+        """One retry policy for the blocking and the async calls: what is retried, how long apart.
+
+        :param transport_errors: the client's "no answer" exceptions (requests' or httpx's).
+        """
+        return {
+            "stop": tenacity.stop_after_attempt(retries + 1),
+            "wait": WaitRetryAfterOrBackoff(),
+            "retry": (
+                tenacity.retry_if_exception_type(transport_errors)
+                | tenacity.retry_if_result(lambda response: response.status_code in RETRYABLE_STATUS_CODES)
+            ),
+            "before_sleep": lambda state: self._before_retry(state, endpoint, retries),
+            # Out of attempts: hand back the last response (or raise the last error) as is.
+            "retry_error_callback": lambda state: state.outcome.result() if state.outcome else None,
+        }
+
     def _before_retry(self, state: tenacity.RetryCallState, endpoint: str, max_retries: int) -> None:
         outcome = state.outcome
         if outcome is None:
             return
-        if not outcome.failed:
+        if not outcome.failed and isinstance(outcome.result(), requests.Response):
             # A streamed answer that is being given up on must give its connection back.
             outcome.result().close()
         cause = (
@@ -540,10 +616,10 @@ def _origin(url: str) -> str:
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
-def _redirect_error(response: requests.Response, endpoint: str, base_url: str) -> CambAPIError:
+def _redirect_error(response: AnyResponse, endpoint: str, base_url: str) -> CambAPIError:
     """A redirect is never followed: the API key would travel with it (see docs/reliability)."""
     location = response.headers.get("Location") or ""
-    target = urljoin(response.url or base_url, location) if location else ""
+    target = urljoin(str(response.url or base_url), location) if location else ""
     shown = redact_url(target) if target else "no Location"
     hint = ""
     if target and urlsplit(target).scheme == "https" and urlsplit(base_url).scheme == "http":
@@ -651,7 +727,7 @@ def _parse_bulk_answer(answer: Any, chunk: list[int]) -> tuple[dict[int, str], d
     return found, missing
 
 
-def _api_error(response: requests.Response, endpoint: str, api_key: str) -> CambAPIError:
+def _api_error(response: AnyResponse, endpoint: str, api_key: str) -> CambAPIError:
     message = scrub_secret(_error_message(response), api_key)
     if response.status_code in (401, 403):
         return CambAuthError(
@@ -663,12 +739,13 @@ def _api_error(response: requests.Response, endpoint: str, api_key: str) -> Camb
     return CambAPIError(message, status_code=response.status_code, endpoint=endpoint)
 
 
-def _error_message(response: requests.Response) -> str:
+def _error_message(response: AnyResponse) -> str:
     """The server's own words: FastAPI ``detail`` lists rendered as ``loc: msg``, else the text."""
     try:
         body = response.json()
     except ValueError:
-        return _shorten(response.text) or response.reason or "no message"
+        reason = getattr(response, "reason", None) or getattr(response, "reason_phrase", None)
+        return _shorten(response.text) or reason or "no message"
     if isinstance(body, dict):
         detail = body.get("detail", body.get("error", body.get("message")))
         if isinstance(detail, list):

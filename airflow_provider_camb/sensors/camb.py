@@ -18,8 +18,7 @@ from airflow.sdk.exceptions import (
 )
 
 from airflow_provider_camb.exceptions import CambAPIError, CambConnectionConfigError
-from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.sensors._tts_polling import (
+from airflow_provider_camb.hooks._tts_polling import (
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     TTSTaskWaiter,
@@ -27,6 +26,7 @@ from airflow_provider_camb.sensors._tts_polling import (
     gave_up_error,
     normalise_task_ids,
 )
+from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.triggers.camb import EVENT_STATUSES, CambTTSTaskTrigger
 from airflow_provider_camb.xcom_keys import RUN_IDS_BY_TASK
 
@@ -158,6 +158,8 @@ class CambTTSTaskSensor(BaseSensorOperator):
                 max_consecutive_errors=self.max_consecutive_errors,
                 run_ids_by_task=dict(waiter.run_ids_by_task),
                 max_concurrent_requests=self.max_concurrent_requests,
+                # The check above was the first poll: the trigger's comes one interval later.
+                first_poll_at=time.time() + self.poll_interval,
             ),
             method_name="execute_complete",
             timeout=timedelta(

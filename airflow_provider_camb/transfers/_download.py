@@ -19,6 +19,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from airflow_provider_camb import __version__
+from airflow_provider_camb.hooks._sessions import EnvironmentSession
 from airflow_provider_camb.redaction import redact_url
 from airflow_provider_camb.retry_policy import backoff_seconds, parse_retry_after
 
@@ -135,30 +136,6 @@ def is_expired(url: str, now: float | None = None) -> bool:
     return expires is not None and expires - EXPIRY_MARGIN_SECONDS <= current
 
 
-def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """An auth hook that adds nothing: with a session auth set, requests never reads ``~/.netrc``."""
-    return request
-
-
-class StorageSession(requests.Session):
-    """A session for signed storage URLs: the environment's proxies and CA bundle, no credentials.
-
-    ``trust_env`` stays on, so ``HTTP(S)_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE`` and
-    ``CURL_CA_BUNDLE`` apply as they do for every other requests-based client (behind an egress
-    proxy a download must go through it). What ``trust_env`` would also bring, the credentials of
-    ``~/.netrc`` (``NETRC``), is kept out: a signed URL needs none, and a storage host, or
-    wherever it redirects, must never see them.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.auth = _no_credentials
-
-    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
-        # requests' own version re-reads ~/.netrc for the redirect target; add nothing, strip all.
-        prepared_request.headers.pop("Authorization", None)
-
-
 class Downloader:
     """Streams signed URLs into sinks over one pooled, key-less HTTP session.
 
@@ -176,7 +153,7 @@ class Downloader:
     ) -> None:
         self.chunk_size = chunk_size
         self.timeout = timeout
-        session = StorageSession()
+        session = EnvironmentSession()
         # Retries are ours (they must restart the sink too); urllib3 must not retry underneath.
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         session.mount("https://", adapter)

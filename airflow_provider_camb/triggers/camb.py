@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_camb.exceptions import CambAPIError, CambConnectionConfigError
-from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.sensors._tts_polling import (
+from airflow_provider_camb.hooks._tts_polling import (
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     TTSTaskWaiter,
@@ -18,9 +17,13 @@ from airflow_provider_camb.sensors._tts_polling import (
     failure_details,
     gave_up_error,
 )
+from airflow_provider_camb.hooks.camb import CambHook
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+#: Seconds the poll at the deadline may take (at most one poll interval).
+LAST_POLL_GRACE = 5.0
 
 #: Every ``status`` a CambTTSTaskTrigger event can carry.
 EVENT_STATUSES = frozenset({"success", "error", "timeout"})
@@ -29,9 +32,14 @@ EVENT_STATUSES = frozenset({"success", "error", "timeout"})
 class CambTTSTaskTrigger(BaseTrigger):
     """Polls Camb.ai TTS tasks until all succeed, one fails, or the deadline passes.
 
-    Only unfinished tasks are asked about, through the blocking :class:`CambHook` in a worker
-    thread (``asyncio.to_thread``), so the triggerer's event loop never blocks. Yields exactly
-    one event, then returns:
+    A good citizen of a shared triggerer: the polls are natively async (the hook's
+    :meth:`~airflow_provider_camb.hooks.camb.CambHook.aget_tts_task_status` over one httpx client
+    per event loop, ``asyncio.sleep`` between retries), so no thread of the triggerer's pool is
+    ever taken and every log line comes from the trigger's own task, which the triggerer routes to
+    the task's log. Only unfinished tasks are asked about, at most ``max_concurrent_requests`` at
+    once; a poll that meets an outage stops at its first failed request. The deadline holds even
+    during a slow poll: requests still in flight at ``end_time`` are cancelled. Yields exactly one
+    event, then returns:
 
     * ``{"status": "success", "camb_task_ids": [...], "run_ids_by_task": {task_id: run_id}}``
     * ``{"status": "error", "message": ..., "retryable": bool, ...}``: a task failed
@@ -50,6 +58,9 @@ class CambTTSTaskTrigger(BaseTrigger):
     :param run_ids_by_task: ``task_id -> run_id`` already known to have succeeded; not asked again
         and returned in the ``success`` event.
     :param max_concurrent_requests: status requests in flight at once.
+    :param first_poll_at: wall-clock time (epoch seconds) of the first poll; the deferring sensor
+        has just checked, so asking again at once would double its calls. ``None`` polls at once
+        (so does a trigger restarted on another triggerer after that time).
     """
 
     def __init__(
@@ -61,6 +72,7 @@ class CambTTSTaskTrigger(BaseTrigger):
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         run_ids_by_task: dict[str, int] | None = None,
         max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+        first_poll_at: float | None = None,
     ) -> None:
         super().__init__()
         self.camb_task_ids = [str(task_id) for task_id in camb_task_ids]
@@ -70,6 +82,7 @@ class CambTTSTaskTrigger(BaseTrigger):
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.run_ids_by_task = {str(k): int(v) for k, v in (run_ids_by_task or {}).items()}
         self.max_concurrent_requests = int(max_concurrent_requests)
+        self.first_poll_at = None if first_poll_at is None else float(first_poll_at)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -82,15 +95,12 @@ class CambTTSTaskTrigger(BaseTrigger):
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "run_ids_by_task": dict(self.run_ids_by_task),
                 "max_concurrent_requests": self.max_concurrent_requests,
+                "first_poll_at": self.first_poll_at,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = CambHook(camb_conn_id=self.camb_conn_id)
-        try:
-            yield TriggerEvent(await self._wait(hook))
-        finally:
-            hook.close()
+        yield TriggerEvent(await self._wait(CambHook(camb_conn_id=self.camb_conn_id)))
 
     async def _wait(self, hook: CambHook) -> dict[str, Any]:
         try:
@@ -105,11 +115,19 @@ class CambTTSTaskTrigger(BaseTrigger):
             return _error(str(err), retryable=False)
         except Exception as err:  # e.g. the connection does not exist (yet)
             return _error(f"Could not read the Camb.ai connection {self.camb_conn_id!r}: {err}")
+        if self.first_poll_at is not None:
+            await asyncio.sleep(max(0.0, self._until(self.first_poll_at)))
         while True:
+            remaining = None if self.end_time is None else self._until(self.end_time)
+            # Cancelled at the deadline: a poll stuck on a slow API must not outlive it. The last
+            # poll, woken at the deadline itself, gets a short grace (within one poll interval).
+            limit = None if remaining is None else max(remaining, min(self.poll_interval, LAST_POLL_GRACE))
             try:
-                result = await asyncio.to_thread(waiter.poll, hook.get_tts_task_status)
+                result = await asyncio.wait_for(waiter.apoll(hook.aget_tts_task_status), timeout=limit)
+            except asyncio.TimeoutError:
+                return self._timeout(waiter.unfinished, dict(waiter.run_ids_by_task))
             except (CambAPIError, CambConnectionConfigError, ValueError) as err:
-                # Only errors a later poll cannot fix escape poll(): 401/403, 404 for an unknown task...
+                # Only errors a later poll cannot fix escape apoll(): 401/403, 404 for an unknown task...
                 return _error(str(err), retryable=False)
             if result.failures:
                 return {
@@ -133,22 +151,30 @@ class CambTTSTaskTrigger(BaseTrigger):
                     },
                 }
             result.log_still_waiting(self.log, len(self.camb_task_ids), self.max_consecutive_errors)
-            remaining = None if self.end_time is None else self.end_time - time.time()
+            remaining = None if self.end_time is None else self._until(self.end_time)
             if remaining is not None and remaining <= 0:
-                return {
-                    "status": "timeout",
-                    "message": (
-                        f"{len(result.pending)} of {len(self.camb_task_ids)} Camb.ai TTS tasks were "
-                        f"still unfinished at the deadline: {', '.join(result.pending[:10])}"
-                        + (" ..." if len(result.pending) > 10 else "")
-                    ),
-                    "pending_task_ids": result.pending,
-                    "run_ids_by_task": result.run_ids_by_task,
-                }
+                return self._timeout(result.pending, result.run_ids_by_task)
             # Wake for one last poll at the deadline rather than sleeping past it.
             await asyncio.sleep(
                 self.poll_interval if remaining is None else min(self.poll_interval, remaining)
             )
+
+    @staticmethod
+    def _until(moment: float) -> float:
+        # Wall clock, not monotonic: the deadline was set in another process (the worker).
+        return moment - time.time()
+
+    def _timeout(self, pending: list[str], run_ids_by_task: dict[str, int]) -> dict[str, Any]:
+        return {
+            "status": "timeout",
+            "message": (
+                f"{len(pending)} of {len(self.camb_task_ids)} Camb.ai TTS tasks were "
+                f"still unfinished at the deadline: {', '.join(pending[:10])}"
+                + (" ..." if len(pending) > 10 else "")
+            ),
+            "pending_task_ids": pending,
+            "run_ids_by_task": run_ids_by_task,
+        }
 
 
 def _error(message: str, *, retryable: bool = True) -> dict[str, Any]:

@@ -198,3 +198,87 @@ def test_test_connection_with_a_wrong_key_names_the_api_key_field(camb_emulator,
     assert not ok
     assert message == "Camb.ai rejected the API key (HTTP 401). Check the 'API Key' field."
     assert "password" not in message.lower()
+
+
+# -- the async status call of triggers -----------------------------------------------------------
+
+
+def test_the_async_status_call_reads_answers_and_retries_like_the_blocking_one(
+    camb_emulator, _instant_retries
+):
+    import asyncio
+
+    (task_id,) = camb_emulator.add_tts_tasks(1, pending_polls=1)
+    camb_emulator.fail_next("tts_status", count=1, status=429, retry_after=3)
+    camb_emulator.fail_next("tts_status", count=1, status=503)
+
+    async def two_polls() -> list[object]:
+        hook = CambHook()
+        return [await hook.aget_tts_task_status(task_id), await hook.aget_tts_task_status(task_id)]
+
+    first, second = asyncio.run(two_polls())
+
+    assert first.status == "PENDING"  # type: ignore[attr-defined]
+    assert second.is_success and second.run_id == camb_emulator.run_id_for_task(task_id)  # type: ignore[attr-defined]
+    assert [c.status for c in camb_emulator.requests("tts_status")] == [429, 503, 200, 200]
+    assert _instant_retries[0] == 3.0
+
+
+@pytest.mark.parametrize("trouble", ["redirect", "wrong key", "unknown task"])
+def test_the_async_status_call_fails_like_the_blocking_one(camb_emulator, monkeypatch, trouble):
+    import asyncio
+    import json
+
+    (task_id,) = camb_emulator.add_tts_tasks(1)
+    if trouble == "redirect":
+        camb_emulator.redirect_next(count=1, endpoint="tts_status")
+    elif trouble == "wrong key":
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_CAMB_DEFAULT",
+            json.dumps({"conn_type": "camb", "host": camb_emulator.base_url, "password": "wrong"}),
+        )
+    else:
+        task_id = "no-such-task"
+
+    def blocking() -> str:
+        with pytest.raises(CambAPIError) as caught:
+            CambHook().get_tts_task_status(task_id)
+        return f"{type(caught.value).__name__}: {caught.value}"
+
+    async def non_blocking() -> str:
+        with pytest.raises(CambAPIError) as caught:
+            await CambHook().aget_tts_task_status(task_id)
+        return f"{type(caught.value).__name__}: {caught.value}"
+
+    if trouble == "redirect":
+        camb_emulator.redirect_next(count=1, endpoint="tts_status")
+    assert asyncio.run(non_blocking()) == blocking()
+    assert camb_emulator.redirected_requests == []
+
+
+def test_triggers_starting_together_share_one_http_client_per_event_loop(camb_emulator, monkeypatch):
+    import asyncio
+
+    import httpx
+
+    from airflow_provider_camb.hooks import _async_http
+
+    made: list[object] = []
+
+    class CountedClient(httpx.AsyncClient):
+        def __init__(self, **kwargs: object) -> None:
+            made.append(self)
+            super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_async_http.httpx, "AsyncClient", CountedClient)
+    task_ids = camb_emulator.add_tts_tasks(50)
+
+    async def fifty_triggers() -> None:
+        statuses = await asyncio.gather(*(CambHook().aget_tts_task_status(t) for t in task_ids))
+        assert all(status.is_success for status in statuses)
+
+    asyncio.run(fifty_triggers())
+    assert len(made) == 1  # one client (one TLS context, one pool) for fifty hooks
+    assert len(camb_emulator.requests("tts_status")) == 50
+    asyncio.run(fifty_triggers())
+    assert len(made) == 2  # a new event loop gets its own: a client is bound to its loop

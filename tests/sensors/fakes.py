@@ -64,8 +64,13 @@ class ScriptedStatuses:
         return Counter(self.calls)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> ScriptedStatuses:
-        """Make every CambHook answer status calls from this script."""
+        """Make every CambHook answer status calls, blocking and async, from this script."""
+
+        async def answer(_hook: CambHook, task_id: str) -> CambTaskStatus:
+            return self(task_id)
+
         monkeypatch.setattr(CambHook, "get_tts_task_status", lambda _hook, task_id: self(task_id))
+        monkeypatch.setattr(CambHook, "aget_tts_task_status", answer)
         return self
 
 

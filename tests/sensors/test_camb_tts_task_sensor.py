@@ -316,6 +316,9 @@ def test_deferrable_sensor_defers_with_a_wall_clock_deadline_and_the_run_ids_it_
     assert classpath == "airflow_provider_camb.triggers.camb.CambTTSTaskTrigger"
     end_time = kwargs.pop("end_time")
     assert before + 600 <= end_time <= time.time() + 600
+    # No double poll: the sensor's check was the first, the trigger's comes one interval later.
+    first_poll_at = kwargs.pop("first_poll_at")
+    assert before + 2 <= first_poll_at <= time.time() + 2
     assert kwargs == {
         "camb_task_ids": ["t1", "t2"],
         "camb_conn_id": "camb_x",
@@ -347,13 +350,18 @@ def test_deferrable_sensor_with_soft_fail_skips_when_a_task_failed_at_the_first_
         make_sensor(deferrable=True, soft_fail=True).execute(context)
 
 
-def test_deferrable_sensor_defers_after_a_failed_first_check(monkeypatch, context):
-    ScriptedStatuses({"t1": [unavailable()], "t2": [success("t2", 12)]}).install(monkeypatch)
+def test_deferrable_sensor_defers_after_a_failed_first_check_leaving_the_rest_to_the_trigger(
+    monkeypatch, context
+):
+    statuses = ScriptedStatuses({"t1": [unavailable()], "t2": [success("t2", 12)]})
+    statuses.install(monkeypatch)
 
     with pytest.raises(TaskDeferred) as excinfo:
-        make_sensor(deferrable=True).execute(context)
+        make_sensor(deferrable=True, max_concurrent_requests=1).execute(context)
 
-    assert excinfo.value.trigger.run_ids_by_task == {"t2": 12}
+    # The outage stopped the check early: t2 was not asked, the trigger will ask it.
+    assert excinfo.value.trigger.run_ids_by_task == {}
+    assert excinfo.value.trigger.camb_task_ids == ["t1", "t2"]
 
 
 # -- execute_complete ---------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_camb.exceptions import CambAPIError, CambAuthError
-from airflow_provider_camb.sensors._tts_polling import TTSTaskWaiter, describe_failures, is_transient
+from airflow_provider_camb.hooks._tts_polling import TTSTaskWaiter, describe_failures, is_transient
 from tests.sensors.fakes import ScriptedStatuses, status, success
 
 

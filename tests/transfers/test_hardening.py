@@ -42,9 +42,12 @@ def test_downloads_go_through_the_proxy_the_environment_names(camb_emulator, tmp
         execute(CambTTSToStorageOperator(task_id="t", destination=str(tmp_path / "out"), run_ids=run_ids))
 
     downloads = [seen for seen in proxy.seen if "/files/tts/" in seen.url]
+    api_calls = [seen for seen in proxy.seen if "/apis/" in seen.url]
     assert len(downloads) == 3  # every download passed through the proxy
     assert not any(seen.had_authorization for seen in downloads)  # no ~/.netrc credentials
     assert not any(seen.had_api_key for seen in downloads)  # and never the Camb.ai key
+    assert api_calls and all(seen.had_api_key for seen in api_calls)  # the API calls too...
+    assert not any(seen.had_authorization for seen in api_calls)  # ...with the key alone
     assert files_in(tmp_path / "out") == [f"{run_id}.flac" for run_id in run_ids]
 
 

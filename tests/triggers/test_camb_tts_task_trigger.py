@@ -49,6 +49,7 @@ def test_serialize_round_trips_through_json_primitives():
         max_consecutive_errors=4,
         run_ids_by_task={"t1": 11},
         max_concurrent_requests=2,
+        first_poll_at=1_800_000_000.25,
     )
 
     classpath, kwargs = trigger.serialize()
@@ -62,6 +63,7 @@ def test_serialize_round_trips_through_json_primitives():
         "max_consecutive_errors": 4,
         "run_ids_by_task": {"t1": 11},
         "max_concurrent_requests": 2,
+        "first_poll_at": 1_800_000_000.25,
     }
     assert CambTTSTaskTrigger(**kwargs).serialize() == (classpath, kwargs)
 
@@ -77,6 +79,7 @@ def test_trigger_serialised_by_an_older_release_still_loads_with_defaults():
         "max_consecutive_errors": 3,
         "run_ids_by_task": {},
         "max_concurrent_requests": 8,
+        "first_poll_at": None,
     }
 
 
@@ -228,45 +231,136 @@ def test_connection_without_api_key_yields_a_final_error_event(monkeypatch):
     assert "has no API key" in event["message"]
 
 
-def test_status_calls_run_off_the_event_loop(monkeypatch):
-    loop_threads: list[bool] = []
+def test_status_calls_run_on_the_event_loop_never_in_a_thread(monkeypatch):
+    import threading
 
-    def get_status(_hook: CambHook, task_id: str) -> Any:
-        try:
-            asyncio.get_running_loop()
-            loop_threads.append(True)
-        except RuntimeError:
-            loop_threads.append(False)
+    seen: list[tuple[bool, bool]] = []
+
+    async def aget_status(_hook: CambHook, task_id: str) -> Any:
+        asyncio.get_running_loop()  # raises outside a loop
+        seen.append((threading.current_thread() is threading.main_thread(), True))
         return success(task_id, 11)
 
-    monkeypatch.setattr(CambHook, "get_tts_task_status", get_status)
+    def blocking(_hook: CambHook, task_id: str) -> Any:
+        raise AssertionError("the blocking hook call must not be used by the trigger")
+
+    monkeypatch.setattr(CambHook, "aget_tts_task_status", aget_status)
+    monkeypatch.setattr(CambHook, "get_tts_task_status", blocking)
+    monkeypatch.setattr(asyncio, "to_thread", blocking)
 
     events_of(make_trigger(camb_task_ids=["t1"]))
 
-    assert loop_threads == [False]
+    assert seen == [(True, True)]
 
 
 def test_many_tasks_are_polled_with_bounded_concurrency(monkeypatch):
-    import threading
-
     in_flight = 0
     peak = 0
-    lock = threading.Lock()
 
-    def get_status(_hook: CambHook, task_id: str) -> Any:
+    async def aget_status(_hook: CambHook, task_id: str) -> Any:
         nonlocal in_flight, peak
-        with lock:
-            in_flight += 1
-            peak = max(peak, in_flight)
-        time.sleep(0.005)
-        with lock:
-            in_flight -= 1
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.005)
+        in_flight -= 1
         return success(task_id, int(task_id[1:]) + 1)
 
-    monkeypatch.setattr(CambHook, "get_tts_task_status", get_status)
+    monkeypatch.setattr(CambHook, "aget_tts_task_status", aget_status)
     ids = [f"t{n}" for n in range(300)]
 
     (event,) = events_of(make_trigger(camb_task_ids=ids, max_concurrent_requests=4))
 
     assert list(event["run_ids_by_task"]) == ids
-    assert 1 < peak <= 4
+    assert peak == 4
+
+
+def test_the_first_poll_waits_until_first_poll_at(monkeypatch):
+    asked: list[float] = []
+
+    async def aget_status(_hook: CambHook, task_id: str) -> Any:
+        asked.append(time.time())
+        return success(task_id, 11)
+
+    monkeypatch.setattr(CambHook, "aget_tts_task_status", aget_status)
+    start = time.time()
+
+    events_of(make_trigger(camb_task_ids=["t1"], first_poll_at=start + 0.3))
+
+    assert len(asked) == 1
+    assert asked[0] >= start + 0.29  # not at once: the sensor has just asked
+
+
+def test_an_outage_stops_a_poll_of_many_tasks_at_its_first_failed_request(monkeypatch):
+    statuses = ScriptedStatuses({f"t{n}": [unavailable()] for n in range(1000)}).install(monkeypatch)
+
+    (event,) = events_of(
+        make_trigger(
+            camb_task_ids=[f"t{n}" for n in range(1000)], max_consecutive_errors=2, max_concurrent_requests=8
+        )
+    )
+
+    assert event["status"] == "error" and event["retryable"] is True
+    # Three failed polls, each ended by its first failure: not 3 x 1,000 requests.
+    assert len(statuses.calls) <= 3 * 8
+
+
+def test_a_slow_poll_is_cancelled_at_the_deadline(monkeypatch):
+    cancelled: list[str] = []
+
+    async def aget_status(_hook: CambHook, task_id: str) -> Any:
+        try:
+            await asyncio.sleep(30)  # an API that takes its time
+        except asyncio.CancelledError:
+            cancelled.append(task_id)
+            raise
+        return success(task_id, 11)
+
+    monkeypatch.setattr(CambHook, "aget_tts_task_status", aget_status)
+    started = time.monotonic()
+
+    (event,) = events_of(make_trigger(end_time=time.time() + 0.3))
+
+    assert event["status"] == "timeout"
+    assert event["pending_task_ids"] == ["t1", "t2"]
+    assert time.monotonic() - started < 2  # within one poll interval of the deadline, not 30 s
+    assert sorted(cancelled) == ["t1", "t2"]
+
+
+def test_every_log_line_comes_from_the_triggers_own_task(monkeypatch):
+    """The triggerer routes a trigger's log lines to the task's log by the ``trigger_id`` it binds
+    (structlog contextvars) in the trigger's task: a line written from a worker thread, or any other
+    task, would miss the task log. Retries, progress and give-up all carry it here."""
+    import structlog
+
+    ScriptedStatuses({"t1": [unavailable(), pending("t1"), success("t1", 11)]}).install(monkeypatch)
+
+    async def run_as_the_triggerer_does() -> list[Any]:
+        structlog.contextvars.bind_contextvars(trigger_id=7)
+        return [event async for event in make_trigger(camb_task_ids=["t1"]).run()]
+
+    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as lines:
+        asyncio.run(run_as_the_triggerer_does())
+
+    ours = [line for line in lines if "Camb.ai" in str(line.get("event"))]
+    assert any("Could not get every Camb.ai task status" in str(line["event"]) for line in ours)
+    assert any("still pending" in str(line["event"]) for line in ours)
+    assert all(line.get("trigger_id") == 7 for line in ours)
+
+
+def test_hook_retry_lines_inside_the_trigger_reach_the_task_log_too(camb_emulator):
+    import structlog
+
+    (task_id,) = camb_emulator.add_tts_tasks(1)
+    camb_emulator.fail_next("tts_status", count=2, status=503)
+
+    async def run_as_the_triggerer_does() -> list[Any]:
+        structlog.contextvars.bind_contextvars(trigger_id=9)
+        return [event async for event in make_trigger(camb_task_ids=[task_id]).run()]
+
+    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as lines:
+        (event,) = asyncio.run(run_as_the_triggerer_does())
+
+    assert event.payload["status"] == "success"
+    retries = [line for line in lines if "retry" in str(line.get("event"))]
+    assert len(retries) == 2
+    assert all(line.get("trigger_id") == 9 for line in retries)

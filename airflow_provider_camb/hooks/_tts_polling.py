@@ -1,11 +1,19 @@
 """Waiting on Camb.ai TTS tasks: one poll of the unfinished tasks, shared by sensor and trigger.
 
 No Airflow import and no clock: the sensor decides about pokes, timeouts and ``soft_fail``, the
-trigger about sleeping and its deadline. What a status *means* is decided here, once.
+trigger about sleeping and its deadline. What a status *means* is decided here, once, for the
+blocking poll (the sensor, on a worker) and the async one (the trigger, in the triggerer's event
+loop, without threads).
+
+A poll stops early once a request has failed with a transient error (after the hook's own
+retries): during an outage, asking the other 999 tasks would only multiply the wait by 1,000.
+The tasks not asked stay pending and are asked at the next poll.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,9 +24,12 @@ from airflow_provider_camb.rendered_lists import materialise, split_rendered_lis
 from airflow_provider_camb.retry_policy import RETRYABLE_STATUS_CODES
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from airflow_provider_camb.task_status import CambTaskStatus
+
+#: Stands for a task not asked in this poll because an earlier request of it failed.
+_NOT_ASKED = object()
 
 #: Consecutive failed polls (each already retried by the hook) tolerated before giving up.
 DEFAULT_MAX_CONSECUTIVE_ERRORS = 3
@@ -206,30 +217,82 @@ class TTSTaskWaiter:
         return [self.run_ids_by_task[task_id] for task_id in self.task_ids if task_id in self.run_ids_by_task]
 
     def poll(self, get_status: Callable[[str], CambTaskStatus]) -> PollResult:
-        """Ask for the status of every unfinished task once.
+        """Ask for the status of every unfinished task once (blocking; for the sensor).
 
         :param get_status: ``CambHook.get_tts_task_status`` or a stand-in.
         :raises CambAPIError: at once for an error polling again cannot fix (401/403, other 4xx).
         :raises CambConnectionConfigError: at once, from the hook.
         """
         to_ask = self.unfinished
-        answers = self._ask(get_status, to_ask)
+        return self._record(to_ask, self._ask(get_status, to_ask))
+
+    async def apoll(self, aget_status: Callable[[str], Awaitable[CambTaskStatus]]) -> PollResult:
+        """Ask for the status of every unfinished task once, on the event loop (for the trigger).
+
+        At most ``max_concurrent_requests`` requests are in flight; the first transient failure
+        cancels the requests still in flight or waiting, which stay pending for the next poll.
+
+        :param aget_status: ``CambHook.aget_tts_task_status`` or a stand-in.
+        :raises CambAPIError: at once for an error polling again cannot fix (401/403, other 4xx).
+        """
+        to_ask = self.unfinished
+        answers: dict[str, CambTaskStatus | CambAPIError] = {}
+        gate = asyncio.Semaphore(self.max_concurrent_requests)
+        tasks: list[asyncio.Task[None]] = []
+
+        def stop_the_others() -> None:
+            me = asyncio.current_task()
+            for task in tasks:
+                if task is not me:
+                    task.cancel()
+
+        async def one(task_id: str) -> None:
+            async with gate:
+                try:
+                    answers[task_id] = await aget_status(task_id)
+                except CambAPIError as err:
+                    stop_the_others()
+                    if not is_transient(err):
+                        raise
+                    answers[task_id] = err
+
+        tasks.extend(asyncio.ensure_future(one(task_id)) for task_id in to_ask)
+        try:
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        except asyncio.CancelledError:
+            # The trigger's deadline: nothing of this poll may outlive it.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+        return self._record(to_ask, [answers.get(task_id, _NOT_ASKED) for task_id in to_ask])
+
+    def _record(self, to_ask: list[str], answers: list[object]) -> PollResult:
+        """Fold one poll's answers into the progress; what a status means is decided here."""
         failures: list[CambTaskStatus] = []
         unknown: list[CambTaskStatus] = []
         error: CambAPIError | None = None
         for task_id, answer in zip(to_ask, answers, strict=True):
+            if answer is _NOT_ASKED:
+                continue
             if isinstance(answer, CambAPIError):
                 error = error or answer
-            elif answer.is_success and answer.run_id is not None:
-                self.run_ids_by_task[task_id] = answer.run_id
-            elif answer.is_failure:
-                failures.append(answer)
-            elif not answer.is_known:
-                unknown.append(answer)
+                continue
+            status: CambTaskStatus = answer  # type: ignore[assignment]
+            if status.is_success and status.run_id is not None:
+                self.run_ids_by_task[task_id] = status.run_id
+            elif status.is_failure:
+                failures.append(status)
+            elif not status.is_known:
+                unknown.append(status)
         self.consecutive_errors = self.consecutive_errors + 1 if error is not None else 0
+        failed_ids = {failure.task_id for failure in failures}
         return PollResult(
             run_ids_by_task=dict(self.run_ids_by_task),
-            pending=[t for t in self.unfinished if t not in {f.task_id for f in failures}],
+            pending=[task_id for task_id in self.unfinished if task_id not in failed_ids],
             failures=failures,
             unknown=unknown,
             error=error,
@@ -237,15 +300,18 @@ class TTSTaskWaiter:
             gave_up=error is not None and self.consecutive_errors > self.max_consecutive_errors,
         )
 
-    def _ask(
-        self, get_status: Callable[[str], CambTaskStatus], task_ids: list[str]
-    ) -> list[CambTaskStatus | CambAPIError]:
-        def one(task_id: str) -> CambTaskStatus | CambAPIError:
+    def _ask(self, get_status: Callable[[str], CambTaskStatus], task_ids: list[str]) -> list[object]:
+        broken = threading.Event()
+
+        def one(task_id: str) -> object:
+            if broken.is_set():
+                return _NOT_ASKED
             try:
                 return get_status(task_id)
             except CambAPIError as err:
                 if not is_transient(err):
                     raise
+                broken.set()
                 return err
 
         if len(task_ids) <= 1 or self.max_concurrent_requests == 1:
