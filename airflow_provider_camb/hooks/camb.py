@@ -184,24 +184,28 @@ class CambHook(BaseHook):
     def settings(self) -> CambConnectionSettings:
         """The connection's settings, read on first use (never in ``__init__``: DAG parsing)."""
         if self._settings is None:
-            self._settings = self._settings_from(self.get_connection(self.camb_conn_id))
+            connection = self.get_connection(self.camb_conn_id)
+            self._settings = self._settings_from(connection, connection.extra_dejson)
         return self._settings
 
     async def aload_connection(self) -> CambConnectionSettings:
         """Read the connection without blocking the event loop (for triggers)."""
         if self._settings is None:
             connection = await self.aget_connection(self.camb_conn_id)
-            self._settings = self._settings_from(connection)
+            # The sync extra_dejson masks secrets through a blocking call to the supervisor, which
+            # the triggerer refuses (DeadlockImminentError) while other triggers talk to it.
+            aextra = getattr(connection, "aextra_dejson", None)
+            extra = await aextra() if aextra is not None else connection.extra_dejson
+            self._settings = self._settings_from(connection, extra)
         return self._settings
 
-    def _settings_from(self, connection: Connection) -> CambConnectionSettings:
+    def _settings_from(self, connection: Connection, extra: dict[str, Any]) -> CambConnectionSettings:
         api_key = (connection.password or "").strip()
         if not api_key:
             raise CambConnectionConfigError(
                 f"The Camb.ai connection {self.camb_conn_id!r} has no API key: fill in its "
                 f"'{API_KEY_LABEL}' field (the password field of a connection made outside the UI)."
             )
-        extra = connection.extra_dejson
         return CambConnectionSettings(
             base_url=_base_url(connection.host, connection.port, connection.schema),
             api_key=api_key,
