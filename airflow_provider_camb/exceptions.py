@@ -29,6 +29,9 @@ class CambAPIError(CambError):
     :param endpoint: the request as ``"<METHOD> <path>"``, e.g. ``"POST /tts-results"``.
     """
 
+    #: Seconds the server asked to wait before trying again (its ``Retry-After``), if it said.
+    retry_after: float | None = None
+
     def __init__(self, message: str, *, status_code: int | None, endpoint: str) -> None:
         self.message = message
         self.status_code = status_code

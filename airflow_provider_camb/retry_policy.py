@@ -81,6 +81,9 @@ class WaitRetryAfterOrBackoff(wait_base):
         if outcome is not None and not outcome.failed:
             response: requests.Response = outcome.result()
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        elif outcome is not None:
+            # An error that carries the server's wish (CambAPIError.retry_after).
+            retry_after = getattr(outcome.exception(), "retry_after", None)
         return backoff_seconds(
             retry_state.attempt_number,
             retry_after,

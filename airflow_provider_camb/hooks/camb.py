@@ -26,7 +26,11 @@ from airflow_provider_camb.exceptions import (
 from airflow_provider_camb.hooks._async_http import shared_async_client
 from airflow_provider_camb.hooks._sessions import EnvironmentSession
 from airflow_provider_camb.redaction import redact_url, scrub_secret
-from airflow_provider_camb.retry_policy import RETRYABLE_STATUS_CODES, WaitRetryAfterOrBackoff
+from airflow_provider_camb.retry_policy import (
+    RETRYABLE_STATUS_CODES,
+    WaitRetryAfterOrBackoff,
+    parse_retry_after,
+)
 from airflow_provider_camb.run_ids import normalise_run_ids, plan_chunks
 from airflow_provider_camb.task_status import CambTaskStatus
 
@@ -382,7 +386,12 @@ class CambHook(BaseHook):
 
     @contextmanager
     def stream_tts(
-        self, request: TTSStreamRequest, text: str, output_format: str | None = None
+        self,
+        request: TTSStreamRequest,
+        text: str,
+        output_format: str | None = None,
+        *,
+        max_retries: int | None = None,
     ) -> Iterator[TTSStream]:
         """Synthesise ``text`` with ``POST /tts-stream``: yields the audio as it arrives.
 
@@ -395,10 +404,16 @@ class CambHook(BaseHook):
         :param request: voice, language, model, format and settings (validated already).
         :param text: 3 to 3,000 characters.
         :param output_format: the format to ask for, if not ``request.output_format``.
+        :param max_retries: retries of the request instead of the connection's.
         """
         payload = request.payload(text, output_format)
         response = self._request(
-            "POST", "/tts-stream", json=payload, stream=True, headers={"Accept": "audio/*, application/json"}
+            "POST",
+            "/tts-stream",
+            json=payload,
+            stream=True,
+            headers={"Accept": "audio/*, application/json"},
+            max_retries=max_retries,
         )
         try:
             yield TTSStream(response)
@@ -420,16 +435,23 @@ class CambHook(BaseHook):
         :raises CambAPIError: the API refused, or kept failing.
         """
         retries = self.settings.max_retries
+        # One budget for every way an attempt can fail (429, 5xx, no answer, a body cut short),
+        # so the attempts never multiply: the request itself is sent without retries of its own.
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(retries + 1),
             wait=WaitRetryAfterOrBackoff(),
-            retry=tenacity.retry_if_exception_type(CambStreamBrokenError),
+            retry=tenacity.retry_if_exception(_worth_another_stream),
             before_sleep=lambda state: self._before_retry(state, "POST /tts-stream", retries),
             reraise=True,
             sleep=type(self).retry_sleep,
         )
         for attempt in retrying:
-            with attempt, self.stream_tts(request, text, output_format) as stream, open(path, "wb") as file:
+            with (
+                attempt,
+                # Opened before the request: a file that cannot be written must not cost a synthesis.
+                open(path, "wb") as file,
+                self.stream_tts(request, text, output_format, max_retries=0) as stream,
+            ):
                 for chunk in stream.iter_bytes():
                     file.write(chunk)
                 return TTSStreamInfo(stream.content_type, stream.credits, stream.bytes_read)
@@ -740,7 +762,18 @@ def _api_error(response: AnyResponse, endpoint: str, api_key: str) -> CambAPIErr
             status_code=response.status_code,
             endpoint=endpoint,
         )
-    return CambAPIError(message, status_code=response.status_code, endpoint=endpoint)
+    error = CambAPIError(message, status_code=response.status_code, endpoint=endpoint)
+    error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return error
+
+
+def _worth_another_stream(error: BaseException) -> bool:
+    """Whether a failed ``POST /tts-stream`` attempt may succeed if sent again."""
+    if isinstance(error, CambStreamBrokenError):
+        return True
+    if not isinstance(error, CambAPIError) or isinstance(error, CambAuthError):
+        return False
+    return error.status_code is None or error.status_code in RETRYABLE_STATUS_CODES
 
 
 def _error_message(response: AnyResponse) -> str:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import tempfile
 import threading
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -71,9 +72,15 @@ class _Segment:
     index: int
     text: str
     staged: ObjectStoragePath
-    local: str = ""
-    credits: float | None = None
-    reused: bool = False
+
+
+@dataclass(frozen=True)
+class _SegmentAudio:
+    """A segment's audio on local disk, and what it cost (``None``: nothing paid in this run)."""
+
+    local: str
+    credits: float | None
+    reused: bool
 
 
 @dataclass
@@ -85,7 +92,15 @@ class _TextPlan:
     segment_format: str
     staging: ObjectStoragePath
     segments: list[_Segment] = field(default_factory=list)
-    futures: list[Future[None]] = field(default_factory=list)
+    futures: list[Future[_SegmentAudio]] = field(default_factory=list)
+    #: Per segment: whether this text asked for it first (a later text with the same segment
+    #: shares its audio and pays nothing for it).
+    owns: list[bool] = field(default_factory=list)
+
+    @property
+    def characters(self) -> int:
+        """Characters sent to the API: the segments, whitespace runs collapsed (what is billed)."""
+        return sum(len(segment.text) for segment in self.segments)
 
 
 class CambTextToSpeechOperator(BaseOperator):
@@ -208,7 +223,7 @@ class CambTextToSpeechOperator(BaseOperator):
         request, texts, folder = self._checked_inputs()
         plans, existing = self._plan(folder, texts, request)
         to_make = [plan for plan in plans if plan.name not in existing]
-        characters = sum(len(plan.text) for plan in to_make)
+        characters = sum(plan.characters for plan in to_make)
         if self.max_characters is not None and characters > self.max_characters:
             raise AirflowFailException(
                 f"The {len(to_make)} text(s) to synthesise have {characters:,} characters, more than "
@@ -314,11 +329,11 @@ class CambTextToSpeechOperator(BaseOperator):
         if problems:
             raise AirflowFailException("Cannot synthesise: " + "; ".join(problems))
         existing: dict[str, int] = {}
-        if not self.overwrite:
-            for plan in plans:
-                size = existing_size(plan.target)
-                if size is not None:
-                    existing[plan.name] = size
+        if not self.overwrite and plans:
+            # On object stores each check is a round trip: ask for many files at once.
+            with ThreadPoolExecutor(max_workers=min(self.max_concurrency * 2, len(plans))) as pool:
+                sizes = list(pool.map(lambda plan: existing_size(plan.target), plans))
+            existing = {plan.name: size for plan, size in zip(plans, sizes, strict=True) if size is not None}
         return plans, existing
 
     # -- synthesis --------------------------------------------------------------------------
@@ -334,16 +349,24 @@ class CambTextToSpeechOperator(BaseOperator):
             try:
                 # Every segment of every text is queued up front, texts in order: the pool works on
                 # the next texts while the finished ones are joined and written here.
+                jobs: dict[str, Future[_SegmentAudio]] = {}
                 for plan in plans:
                     for segment in plan.segments:
-                        future = pool.submit(
-                            self._make_segment, plan, segment, request, hook, s3_clients, spool
-                        )
-                        future.add_done_callback(self._stop_on_fatal(plan, segment))
+                        # Two texts with the same segment (a repeated text, a shared preamble)
+                        # pay for it once: the staged name is the segment's content key.
+                        future = jobs.get(segment.staged.path)
+                        plan.owns.append(future is None)
+                        if future is None:
+                            future = pool.submit(
+                                self._make_segment, plan, segment, request, hook, s3_clients, spool
+                            )
+                            future.add_done_callback(self._stop_on_fatal(plan, segment))
+                            jobs[segment.staged.path] = future
                         plan.futures.append(future)
+                users = Counter(plan.staging.path for plan in plans)
                 for plan in plans:
                     try:
-                        results[plan.name] = self._finish(plan, spool, s3_clients)
+                        results[plan.name] = self._finish(plan, spool, s3_clients, users)
                     except _Retryable as err:
                         failed[plan.name] = str(err)
                         self.log.error("Text %r: not written: %s", plan.name, err)
@@ -374,42 +397,37 @@ class CambTextToSpeechOperator(BaseOperator):
         hook: CambHook,
         s3_clients: S3Clients,
         spool: str,
-    ) -> None:
+    ) -> _SegmentAudio:
         """Make one segment's audio available on local disk: from staging, or synthesised."""
         if self._stop is not None and self._stop.is_set():
             raise _Cancelled
         staged = segment.staged
         local_staging = is_local(staged)
+        local = staged.path if local_staging else os.path.join(spool, f"{plan.staging.name}-{staged.name}")
         if existing_size(staged):
-            segment.reused = True
-            if local_staging:
-                segment.local = staged.path
-            else:
-                segment.local = os.path.join(spool, f"{plan.staging.name}-{staged.name}")
-                read_to_local_file(staged, segment.local)
-            return
+            if not local_staging:
+                read_to_local_file(staged, local)
+            return _SegmentAudio(local, None, reused=True)
         if local_staging:
             # Staging is local: synthesise beside the staged name and rename, no second copy.
-            os.makedirs(os.path.dirname(staged.path), exist_ok=True)
-            partial = f"{staged.path}.{threading.get_ident()}.part"
-            segment.local = staged.path
+            _make_folder(os.path.dirname(local))
+            partial = f"{local}.{threading.get_ident()}.part"
         else:
-            segment.local = os.path.join(spool, f"{plan.staging.name}-{staged.name}")
-            partial = segment.local + ".part"
+            partial = local + ".part"
         try:
             info = hook.synthesize_to_file(request, segment.text, partial, plan.segment_format)
-            os.replace(partial, segment.local)
+            os.replace(partial, local)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(partial)
-        segment.credits = info.credits
         if not local_staging:
-            write_file_atomically(segment.local, staged, s3_clients)
+            write_file_atomically(local, staged, s3_clients)
+        return _SegmentAudio(local, info.credits, reused=False)
 
     def _stop_on_fatal(self, plan: _TextPlan, segment: _Segment) -> Any:
         """A done-callback: a segment error no retry can fix stops every segment not yet started."""
 
-        def check(future: Future[None]) -> None:
+        def check(future: Future[_SegmentAudio]) -> None:
             error = future.exception() if not future.cancelled() else None
             if error is None or isinstance(error, _Cancelled):
                 return
@@ -433,12 +451,18 @@ class CambTextToSpeechOperator(BaseOperator):
             return AirflowFailException(f"Camb.ai rejected {where}: {error}")
         return _Retryable(f"{where}: {error}")
 
-    def _finish(self, plan: _TextPlan, spool: str, s3_clients: S3Clients) -> dict[str, Any]:
-        """Wait for a text's segments, join them, write the file, drop its staging place."""
+    def _finish(
+        self, plan: _TextPlan, spool: str, s3_clients: S3Clients, users: Counter[str]
+    ) -> dict[str, Any]:
+        """Wait for a text's segments, join them, write the file, drop its staging place.
+
+        :param users: texts still to be written per staging place (identical texts share one).
+        """
         total = len(plan.segments)
+        audio: list[_SegmentAudio] = []
         for segment, future in zip(plan.segments, plan.futures, strict=True):
             try:
-                future.result()
+                audio.append(future.result())
             except _Cancelled:
                 if self._fatal is not None:
                     raise self._fatal from None
@@ -448,29 +472,39 @@ class CambTextToSpeechOperator(BaseOperator):
                 if isinstance(judged, AirflowFailException):
                     raise self._fatal or judged from err
                 raise judged from err
-        joined = os.path.join(spool, f"{plan.staging.name}.{plan.output_format}")
+        joined = os.path.join(
+            spool, f"{plan.staging.name}.{plan.name.replace('/', '_')}.{plan.output_format}"
+        )
         try:
-            info = join_segments([segment.local for segment in plan.segments], joined, plan.output_format)
+            info = join_segments([part.local for part in audio], joined, plan.output_format)
         except AudioJoinError as err:
-            # Audio that cannot be joined must not be reused by the retry: synthesise it afresh.
+            # The API sent audio that cannot be joined (sample rates that differ, undecodable
+            # bytes). A retry would meet the same staged audio, or pay again for the same
+            # answer: fail for good, and clear the staging so a deliberate re-run starts afresh.
             remove_tree(plan.staging)
-            raise _Retryable(f"text {plan.name!r}: the audio could not be joined: {err}") from err
+            raise AirflowFailException(f"text {plan.name!r}: the audio could not be joined: {err}") from err
         try:
             size = write_file_atomically(joined, plan.target, s3_clients)
         finally:
             os.remove(joined)
-            for segment in plan.segments:
-                if not is_local(segment.staged):
+        users[plan.staging.path] -= 1
+        if users[plan.staging.path] == 0:
+            remove_tree(plan.staging)
+            _remove_empty_staging_root(plan.staging)
+            for part in audio:
+                if not part.local.startswith(plan.staging.path):
                     with contextlib.suppress(FileNotFoundError):
-                        os.remove(segment.local)
-        remove_tree(plan.staging)
-        _remove_empty_staging_root(plan.staging)
-        paid = [segment.credits for segment in plan.segments if segment.credits is not None]
-        reused = sum(segment.reused for segment in plan.segments)
+                        os.remove(part.local)
+        paid = [
+            part.credits
+            for part, owner in zip(audio, plan.owns, strict=True)
+            if owner and part.credits is not None
+        ]
+        reused = sum(part.reused for part in audio)
         self.log.info(
             "%r: %s characters in %d segment(s)%s, %s credits, %.1f s of audio, %s bytes -> %s (text %s)",
             plan.name,
-            f"{len(plan.text):,}",
+            f"{plan.characters:,}",
             total,
             f" ({reused} reused from an earlier try)" if reused else "",
             f"{sum(paid):g}" if paid else "no",
@@ -484,7 +518,7 @@ class CambTextToSpeechOperator(BaseOperator):
             "bytes": size,
             "duration_seconds": round(info.duration_seconds, 3),
             "segments": total,
-            "characters": len(plan.text),
+            "characters": plan.characters,
             "credits": sum(paid) if paid else None,
         }
 
@@ -498,7 +532,7 @@ class CambTextToSpeechOperator(BaseOperator):
             "bytes": size,
             "duration_seconds": _duration_of(plan.target),
             "segments": len(plan.segments),
-            "characters": len(plan.text),
+            "characters": plan.characters,
             "credits": None,
         }
 
@@ -508,20 +542,29 @@ class _Retryable(Exception):
 
 
 def _duration_of(path: ObjectStoragePath) -> float | None:
-    """Seconds of audio in the file at ``path``; ``None`` if it cannot be read as audio."""
+    """Seconds of audio in a local file kept from an earlier run; ``None`` on object stores (a
+    re-run must not download what it keeps) or if the file cannot be read as audio."""
+    if not is_local(path):
+        return None
     try:
-        if is_local(path):
-            return round(probe(path.path).duration_seconds, 3)
-        import soundfile
-
-        with path.open("rb") as file:
-            return round(soundfile.info(file).duration, 3)
-    except Exception:
+        return round(probe(path.path).duration_seconds, 3)
+    except AudioJoinError:
         return None
 
 
 def _remove_empty_staging_root(staging: ObjectStoragePath) -> None:
     """Drop ``.camb-staging`` itself once nothing is staged in it (local folders only)."""
     if is_local(staging):
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # not empty: another task is staging there
             os.rmdir(os.path.dirname(staging.path))
+
+
+def _make_folder(path: str, attempts: int = 5) -> None:
+    """``os.makedirs`` that survives another task removing the empty staging root meanwhile."""
+    for attempt in range(attempts):
+        try:
+            os.makedirs(path, exist_ok=True)
+            return
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise

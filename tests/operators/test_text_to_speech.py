@@ -63,6 +63,10 @@ def final_files(folder: Path) -> list[str]:
     return [name for name in listing(folder) if not name.startswith(STAGING_FOLDER)]
 
 
+def staged_files(folder: Path) -> list[str]:
+    return [name for name in listing(folder) if name.startswith(STAGING_FOLDER)]
+
+
 # -- long text, one file -------------------------------------------------------------------------
 
 
@@ -85,7 +89,7 @@ def test_a_long_text_becomes_one_decodable_file_as_long_as_its_segments(emu, tmp
             "bytes": path.stat().st_size,
             "duration_seconds": pytest.approx(expected_seconds, abs=0.002),
             "segments": len(segments),
-            "characters": len(text),
+            "characters": sum(len(segment) for segment in segments),  # what is sent and billed
             "credits": float(sum(len(segment) for segment in segments)),
         }
     }
@@ -95,7 +99,7 @@ def test_a_long_text_becomes_one_decodable_file_as_long_as_its_segments(emu, tmp
     asked = {call.json["output_configuration"]["format"] for call in calls}
     assert asked == ({"flac"} if output_format == "mp3" else {output_format})
     assert final_files(tmp_path) == [f"chapter-1.{output_format}"]
-    assert not (tmp_path / STAGING_FOLDER).exists()  # staging removed once the file is written
+    assert staged_files(tmp_path) == []  # staging removed once the file is written
 
 
 def test_lossless_joins_are_sample_exact_concatenations(emu, tmp_path):
@@ -162,7 +166,8 @@ def test_overwrite_synthesises_again(emu, tmp_path):
 
 
 def test_max_characters_fails_before_any_request_and_counts_only_what_would_be_made(emu, tmp_path):
-    with pytest.raises(AirflowFailException, match=r"12,000 characters, more than max_characters=10,000"):
+    # Billed characters: the segments as sent, whitespace runs collapsed and ends trimmed.
+    with pytest.raises(AirflowFailException, match=r"11,998 characters, more than max_characters=10,000"):
         run(operator(tmp_path, {"a": "x" * 6000, "b": "y " * 3000}, max_characters=10_000))
     assert emu.journal == []
 
@@ -336,6 +341,8 @@ def test_an_outage_fails_the_task_retryably_and_the_retry_pays_only_for_missing_
 
     assert not isinstance(caught.value, AirflowFailException)  # the task's retries apply
     assert "text 'a', segment 1 of" in str(caught.value)
+    # One budget of 1 + 5 attempts for the failing segment (not attempts times request retries).
+    assert len(emu.requests("tts_stream")) == 6 + len(segments) - 1
     assert final_files(tmp_path) == []  # no partial file
     staged = [name for name in listing(tmp_path) if name.startswith(STAGING_FOLDER)]
     assert len(staged) == len(segments) - 1  # what was paid for is kept for the retry
@@ -348,4 +355,40 @@ def test_an_outage_fails_the_task_retryably_and_the_retry_pays_only_for_missing_
     assert soundfile.info(str(tmp_path / "a.flac")).duration == pytest.approx(
         sum(map(len, segments)) * SECONDS_PER_CHAR, abs=0.002
     )
-    assert not (tmp_path / STAGING_FOLDER).exists()
+    assert staged_files(tmp_path) == []
+
+
+def test_the_same_text_under_two_names_is_paid_for_once_and_lands_twice(emu, tmp_path):
+    text = book(120)
+    segments = split_text(text)
+
+    result = run(operator(tmp_path, {"first": text, "again": text, "other": "Something else."}))
+
+    assert final_files(tmp_path) == ["again.flac", "first.flac", "other.flac"]
+    assert sorted(call.json["text"] for call in emu.requests("tts_stream")) == sorted(
+        [*segments, "Something else."]
+    )
+    assert result["first"]["credits"] == float(sum(map(len, segments)))
+    assert result["again"]["credits"] is None  # it cost nothing more
+    assert (tmp_path / "first.flac").read_bytes() == (tmp_path / "again.flac").read_bytes()
+    assert staged_files(tmp_path) == []
+
+
+def test_audio_that_cannot_be_joined_fails_for_good_and_clears_its_staging(emu, tmp_path, _instant_retries):
+    import numpy
+
+    text = book(120)
+    segments = split_text(text)
+    emu.fail_next("tts_stream", count=6, status=503)  # segment 1 fails; the others are staged
+    with pytest.raises(AirflowException):
+        run(operator(tmp_path, {"a": text}, max_concurrency=1))
+    (staged,) = [tmp_path / name for name in staged_files(tmp_path)][:1]
+    # A staged segment at another sample rate, as an API answering inconsistently would leave.
+    soundfile.write(str(staged), numpy.zeros(4800, dtype="int16"), 48000, format="FLAC")
+
+    with pytest.raises(AirflowFailException, match="the audio could not be joined"):
+        run(operator(tmp_path, {"a": text}, max_concurrency=1))
+
+    assert final_files(tmp_path) == []
+    assert staged_files(tmp_path) == []  # a deliberate re-run starts afresh
+    assert len(segments) > 1

@@ -97,4 +97,4 @@ def test_a_killed_task_is_finished_by_its_retry_paying_only_for_missing_segments
     info = soundfile.info(str(destination / "book.flac"))
     assert info.duration == pytest.approx(sum(map(len, segments)) * SECONDS_PER_CHAR, abs=0.002)
     assert result["book"]["segments"] == len(segments)
-    assert not (destination / STAGING_FOLDER).exists()
+    assert staged_segments(destination) == []

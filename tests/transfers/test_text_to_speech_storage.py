@@ -50,7 +50,7 @@ def test_texts_land_on_s3_whole_and_a_re_run_makes_no_api_call(camb_emulator, mo
 
     assert camb_emulator.journal == []
     assert again["ch1"]["bytes"] == len(body)
-    assert again["ch1"]["duration_seconds"] == pytest.approx(result["ch1"]["duration_seconds"])
+    assert again["ch1"]["duration_seconds"] is None  # a re-run downloads nothing to measure it
 
 
 def test_an_outage_on_s3_keeps_the_finished_segments_for_the_retry(camb_emulator, moto_s3, _instant_retries):
