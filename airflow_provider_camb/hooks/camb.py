@@ -502,25 +502,13 @@ class CambHook(BaseHook):
                 headers=headers,
             )
         except requests.Timeout as err:
-            raise CambAPIError(
-                f"no answer within {seconds:g} s after {retries + 1} attempt(s) ({type(err).__name__})",
-                status_code=None,
-                endpoint=endpoint,
-            ) from None
+            raise _no_answer(err, seconds, retries, endpoint) from None
         except requests.RequestException as err:
-            raise CambAPIError(
-                f"could not reach {redact_url(url)} after {retries + 1} attempt(s) ({type(err).__name__})",
-                status_code=None,
-                endpoint=endpoint,
-            ) from None
-        if 300 <= response.status_code < 400:
+            raise _unreachable(err, url, retries, endpoint) from None
+        error = _error_of(response, endpoint, settings)
+        if error is not None:
             response.close()
-            raise _redirect_error(response, endpoint, settings.base_url)
-        if response.status_code >= 400:
-            try:
-                raise _api_error(response, endpoint, settings.api_key)
-            finally:
-                response.close()
+            raise error
         return response
 
     async def _arequest(self, method: str, path: str) -> httpx.Response:
@@ -541,22 +529,12 @@ class CambHook(BaseHook):
                 client.request, method, url, headers=headers, timeout=timeout
             )
         except httpx.TimeoutException as err:
-            raise CambAPIError(
-                f"no answer within {settings.timeout:g} s after {retries + 1} attempt(s) "
-                f"({type(err).__name__})",
-                status_code=None,
-                endpoint=endpoint,
-            ) from None
+            raise _no_answer(err, settings.timeout, retries, endpoint) from None
         except httpx.HTTPError as err:
-            raise CambAPIError(
-                f"could not reach {redact_url(url)} after {retries + 1} attempt(s) ({type(err).__name__})",
-                status_code=None,
-                endpoint=endpoint,
-            ) from None
-        if 300 <= response.status_code < 400:
-            raise _redirect_error(response, endpoint, settings.base_url)
-        if response.status_code >= 400:
-            raise _api_error(response, endpoint, settings.api_key)
+            raise _unreachable(err, url, retries, endpoint) from None
+        error = _error_of(response, endpoint, settings)
+        if error is not None:
+            raise error
         return response
 
     def _retry_policy(
@@ -640,6 +618,31 @@ def _origin(url: str) -> str:
     scheme = parts.scheme.lower()
     port = port or {"http": 80, "https": 443}.get(scheme)
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _no_answer(err: BaseException, seconds: float, retries: int, endpoint: str) -> CambAPIError:
+    return CambAPIError(
+        f"no answer within {seconds:g} s after {retries + 1} attempt(s) ({type(err).__name__})",
+        status_code=None,
+        endpoint=endpoint,
+    )
+
+
+def _unreachable(err: BaseException, url: str, retries: int, endpoint: str) -> CambAPIError:
+    return CambAPIError(
+        f"could not reach {redact_url(url)} after {retries + 1} attempt(s) ({type(err).__name__})",
+        status_code=None,
+        endpoint=endpoint,
+    )
+
+
+def _error_of(response: AnyResponse, endpoint: str, settings: CambConnectionSettings) -> CambAPIError | None:
+    """The error an answer means (a redirect, any 4xx/5xx), or ``None`` for a 2xx, for both clients."""
+    if 300 <= response.status_code < 400:
+        return _redirect_error(response, endpoint, settings.base_url)
+    if response.status_code >= 400:
+        return _api_error(response, endpoint, settings.api_key)
+    return None
 
 
 def _redirect_error(response: AnyResponse, endpoint: str, base_url: str) -> CambAPIError:
