@@ -65,8 +65,10 @@ _CJK_CLAUSE_END = re.compile(rf"[{_CJK_CLAUSE_MARKS}]+[{_CLOSERS}]*{_CJK_PIECE_E
 _WHITESPACE_RUN = re.compile(r"\s+")
 
 # Whitespace normalisation. After it the only whitespace runs are " ", "\n" and "\n\n".
-_LINE_BREAK_CHAR = re.compile(r"\r\n?|[\n\v\f\x1c\x1d\x1e\x85\u2028]")
-_HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
+# Only what needs changing is matched: a match per ordinary space or newline would build a list
+# of match objects as long as a book (the peak memory of splitting a million characters).
+_LINE_BREAK_CHAR = re.compile(r"\r\n?|[\v\f\x1c\x1d\x1e\x85\u2028]")
+_HORIZONTAL_SPACE = re.compile(r"[^\S\n]{2,}|[^ \S\n]")
 _BLANK_LINES = re.compile(r" ?\n(?: ?\n)+ ?")
 _SINGLE_LINE_BREAK = re.compile(r" ?\n ?")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import _tts_book_page
+
 MiB = 2**20
 NOTES = Path(__file__).resolve().parent / "performance_notes.md"
 
@@ -166,6 +168,10 @@ def render(result: dict[str, Any]) -> str:
     if NOTES.exists():
         lines += [NOTES.read_text().rstrip(), ""]
     lines += [METHOD, NOISE]
+    # The text-to-speech benchmark's own section, from its last saved result.
+    tts_section = _tts_book_page.saved_section(quick=bool(result["meta"].get("quick")))
+    if tts_section:
+        lines += [tts_section]
     return "\n".join(lines).rstrip() + "\n"
 
 
