@@ -45,7 +45,7 @@ from airflow_provider_camb.testing._tts_stream import answer as tts_stream_answe
 from airflow_provider_camb.testing._validation import check_model, check_run_ids, error, validation
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from types import TracebackType
 
 __all__ = ["API_PREFIX", "ENDPOINTS", "FILES_PREFIX", "OUTCOMES", "CambEmulator", "JournalEntry"]
@@ -317,6 +317,20 @@ class CambEmulator:
         """
         with self._lock:
             self._runs[run_id].finished = True
+
+    def finish_tasks(self, task_ids: Iterable[str]) -> None:
+        """End the wait of pending tasks: from their next status poll on they reach their outcome.
+
+        For tasks seeded to stay ``PENDING`` "forever" (a huge ``pending_polls``) until a test
+        says otherwise.
+
+        :param task_ids: the tasks.
+        """
+        with self._lock:
+            for task_id in task_ids:
+                task = self._tasks[task_id]
+                task.pending_polls = 0
+                task.ready_at = 0.0
 
     def run_id_for_task(self, task_id: str) -> int | None:
         """The run ID a task has (or will reveal on success); ``None`` for failing tasks.

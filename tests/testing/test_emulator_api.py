@@ -332,3 +332,13 @@ def test_stop_closes_idle_keep_alive_connections(camb_emulator: CambEmulator) ->
     with pytest.raises(requests.ConnectionError):
         session.get(emu.base_url + "/list-voices", headers={"x-api-key": "k"}, timeout=5)
     emu.stop()  # a second stop is harmless
+
+
+def test_finish_tasks_ends_a_wait_that_would_never_end(camb_emulator: CambEmulator, api: Any) -> None:
+    (task_id,) = camb_emulator.add_tts_tasks(1, pending_polls=10**9)
+    assert api.get(f"/tts/{task_id}").json()["status"] == "PENDING"
+
+    camb_emulator.finish_tasks([task_id])
+
+    answer = api.get(f"/tts/{task_id}").json()
+    assert (answer["status"], answer["run_id"]) == ("SUCCESS", camb_emulator.run_id_for_task(task_id))
