@@ -11,10 +11,11 @@ CONSTRAINTS := requirements/constraints-test.txt
 .PHONY: help install lint typecheck pytest docs test demo bench clean
 
 help:
-	@echo "make demo       run the end-to-end example DAG offline against the local emulator"
+	@echo "make demo       run the example DAGs end to end offline against the local emulator"
 	@echo "make test       lint, type-check, build the docs and run the whole test suite"
 	@echo "make docs       build the documentation (warnings are errors) into docs/_build/html"
 	@echo "make bench      run the benchmarks and rewrite docs/performance.md"
+	@echo "make bench-celery  1,000 TTS tasks under CeleryExecutor with Redis (figures in docs/deployment.md)"
 
 $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,4 +47,27 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) airflow_home docs/_build demo_output
+	rm -rf $(VENV) $(CELERY_VENV) airflow_home docs/_build demo_output
+
+# CeleryExecutor benchmark (not part of `make test`): a 1,000-task mapped DAG on Redis and two
+# Celery workers, against the emulator; prints the figures of docs/deployment.md. Its own
+# virtualenv, so the Celery provider never lands in the one the tests run from. The celery
+# packages (and psycopg, for `--db postgres`) are not in the constraints file; they are pinned
+# here to what resolved beside it. Options: make bench-celery BENCH_CELERY_ARGS="--tasks 200".
+CELERY_VENV := .venv-celery
+CELERY_INSTALLED := $(CELERY_VENV)/.installed
+CELERY_PINS := "apache-airflow-providers-celery==3.26.0" "celery==5.6.3" "kombu==5.6.2" "redis==6.4.0" \
+	"psycopg[binary]==3.3.9"
+BENCH_CELERY_ARGS ?=
+
+$(CELERY_INSTALLED): pyproject.toml $(CONSTRAINTS)
+	test -x $(CELERY_VENV)/bin/python || $(PYTHON) -m venv $(CELERY_VENV)
+	echo '*' > $(CELERY_VENV)/.gitignore
+	$(CELERY_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(CELERY_VENV)/bin/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[test]" $(CELERY_PINS)
+	touch $@
+
+.PHONY: bench-celery
+bench-celery: $(CELERY_INSTALLED)
+	command -v redis-server || (apt-get update && apt-get install -y redis-server)
+	$(CELERY_VENV)/bin/python bench/celery_1000.py $(BENCH_CELERY_ARGS)
