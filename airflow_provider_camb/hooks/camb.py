@@ -26,6 +26,8 @@ from airflow_provider_camb.exceptions import (
 from airflow_provider_camb.hooks._async_http import shared_async_client
 from airflow_provider_camb.hooks._sessions import EnvironmentSession
 from airflow_provider_camb.redaction import redact_url, scrub_secret
+from airflow_provider_camb.result_kinds import RESULT_KINDS, TTS, ResultKind, result_kind
+from airflow_provider_camb.result_values import read_value
 from airflow_provider_camb.retry_policy import (
     RETRYABLE_STATUS_CODES,
     WaitRetryAfterOrBackoff,
@@ -273,37 +275,33 @@ class CambHook(BaseHook):
 
         :param task_id: the ``task_id`` returned when the task was created.
         """
-        task_id = str(task_id).strip()
-        if not task_id:
-            raise ValueError("A Camb.ai task ID cannot be empty.")
-        # Quoted whole, so no character of an ID ("/", "?", "#") can change which URL is asked.
-        response = self._request("GET", f"/tts/{quote(task_id, safe='')}")
-        try:
-            return CambTaskStatus.from_api(task_id, response.json())
-        except ValueError as err:
-            raise CambAPIError(
-                str(err), status_code=response.status_code, endpoint="GET /tts/{task_id}"
-            ) from err
+        return self.get_task_status(task_id, "tts")
 
     async def aget_tts_task_status(self, task_id: str) -> CambTaskStatus:
-        """:meth:`get_tts_task_status` on the event loop, for triggers: no thread, no blocking.
+        """:meth:`get_tts_task_status` on the event loop (see :meth:`aget_task_status`)."""
+        return await self.aget_task_status(task_id, "tts")
+
+    def get_task_status(self, task_id: str, kind: str | ResultKind = "tts") -> CambTaskStatus:
+        """The status of one task of any kind, from ``GET /<kind>/{task_id}`` (``/dub/{task_id}``...).
+
+        :param task_id: the ``task_id`` returned when the task was created.
+        :param kind: ``tts``, ``dubbing``, ``translation``, ``text_to_sound``, ``transcription``,
+            ``audio_separation`` or ``stories``.
+        """
+        task_id, resolved = _checked_task_id(task_id), _kind(kind)
+        response = self._request("GET", _status_path(resolved, task_id))
+        return _status_from(resolved, task_id, response)
+
+    async def aget_task_status(self, task_id: str, kind: str | ResultKind = "tts") -> CambTaskStatus:
+        """:meth:`get_task_status` on the event loop, for triggers: no thread, no blocking.
 
         The same retries (``asyncio.sleep`` between them, honouring ``Retry-After``), the same
         errors and the same reading of the answer as the blocking call; its log lines come from
         the trigger's own task, so the triggerer routes them to the task's log.
-
-        :param task_id: the ``task_id`` returned when the task was created.
         """
-        task_id = str(task_id).strip()
-        if not task_id:
-            raise ValueError("A Camb.ai task ID cannot be empty.")
-        response = await self._arequest("GET", f"/tts/{quote(task_id, safe='')}")
-        try:
-            return CambTaskStatus.from_api(task_id, response.json())
-        except ValueError as err:
-            raise CambAPIError(
-                str(err), status_code=response.status_code, endpoint="GET /tts/{task_id}"
-            ) from err
+        task_id, resolved = _checked_task_id(task_id), _kind(kind)
+        response = await self._arequest("GET", _status_path(resolved, task_id))
+        return _status_from(resolved, task_id, response)
 
     def get_tts_result_url(self, run_id: int | str) -> str:
         """A fresh signed audio URL for one run, from ``GET /tts-result/{run_id}?output_type=file_url``.
@@ -311,44 +309,67 @@ class CambHook(BaseHook):
         :param run_id: a positive integer run ID (a numeric string is accepted).
         """
         (checked,) = normalise_run_ids([run_id])
-        url, reason = self._single_result_url(checked)
+        url, reason = self._single_result(TTS, checked)
         if url is None:
             raise CambRunsMissingError({}, {checked: reason})
-        return url
+        return str(url)
 
-    def _single_result_url(self, run_id: int) -> tuple[str | None, str | None]:
-        """``(url, None)``, or ``(None, reason)`` when the API says this run cannot be served."""
+    def _single_result(self, kind: ResultKind, run_id: int) -> tuple[Any, str | None]:
+        """``(result, None)``, or ``(None, reason)`` when the API says this run cannot be served."""
+        # TTS answers the audio itself unless asked for a URL; the other kinds answer JSON.
+        params = {"output_type": "file_url"} if kind is TTS else None
+        path = kind.result_path.format(run_id=run_id)
         try:
-            response = self._request("GET", f"/tts-result/{run_id}", params={"output_type": "file_url"})
+            response = self._request("GET", path, params=params)
         except CambAPIError as err:
             if err.status_code not in ID_REJECTION_STATUS_CODES:
                 raise
             return None, err.message
-        return _url_from_value(_json(response, "GET /tts-result/{run_id}"))
+        return read_value(kind, _json(response, f"GET {kind.result_path}"))
 
     def get_tts_results(self, run_ids: object) -> dict[int, str]:
-        """Audio URLs for any number of runs, in the fewest calls the API allows.
+        """Audio URLs for any number of TTS runs, in the fewest calls the API allows.
 
-        IDs are validated before any request, de-duplicated (order kept) and sent to
-        ``POST /tts-results`` in chunks of 2 to 5; a lone ID goes to the single-run endpoint.
-        A chunk rejected because of its IDs is retried one ID at a time, so good runs still come
-        back and each bad one is named with the API's reason.
+        The TTS case of :meth:`get_bulk_results`: ``run_id -> URL`` in input order.
 
         :param run_ids: one run ID or an iterable of them (ints or numeric strings).
-        :return: ``run_id -> URL`` in input order.
         :raises InvalidRunIdsError: for invalid input, before any request.
         :raises CambRunsMissingError: if any run came back without a URL; it carries the URLs
             that did come back.
         """
+        return self.get_bulk_results("tts", run_ids)
+
+    def get_bulk_results(self, kind: str | ResultKind, run_ids: object) -> dict[int, Any]:
+        """The results of any number of runs of one kind, in the fewest calls the API allows.
+
+        IDs are validated before any request, de-duplicated (order kept) and sent to the kind's
+        bulk endpoint (``POST /tts-results``, ``/dubbing-results``...) in chunks of 2 to 5; a lone
+        ID goes to the single-run endpoint. A chunk rejected because of its IDs is retried one ID
+        at a time, so good runs still come back and each bad one is named with the API's reason.
+
+        Each result is read as the API documents it (see :mod:`airflow_provider_camb.result_values`):
+        a URL for ``tts`` and ``text_to_sound``; the object with its URLs for ``dubbing`` (or a
+        map language -> that), ``audio_separation`` and ``stories``; the list of texts for
+        ``translation``; the transcript list for ``transcription`` (either documented shape).
+
+        :param kind: the runs' kind.
+        :param run_ids: one run ID or an iterable of them (ints or numeric strings).
+        :return: ``run_id -> result`` in input order.
+        :raises InvalidRunIdsError: for invalid input, before any request.
+        :raises CambRunsMissingError: if any run came back without a result; it carries the
+            results that did come back (as ``urls``) and each missing run's reason.
+        """
+        resolved = _kind(kind)
         ids = normalise_run_ids(run_ids)
-        urls: dict[int, str] = {}
+        results: dict[int, Any] = {}
         missing: dict[int, str | None] = {}
+        endpoint = resolved.bulk_endpoint()
         for chunk in plan_chunks(ids):
             if len(chunk) == 1:
-                self._fetch_one_by_one(chunk, urls, missing)
+                self._fetch_one_by_one(resolved, chunk, results, missing)
                 continue
             try:
-                response = self._request("POST", "/tts-results", json={"run_ids": chunk})
+                response = self._request("POST", resolved.bulk_path, json={"run_ids": chunk})
             except CambAPIError as err:
                 if err.status_code not in ID_REJECTION_STATUS_CODES:
                     raise
@@ -358,30 +379,38 @@ class CambHook(BaseHook):
                     err.status_code,
                     err.message,
                 )
-                self._fetch_one_by_one(chunk, urls, missing)
+                self._fetch_one_by_one(resolved, chunk, results, missing)
                 continue
-            found, not_found = _parse_bulk_answer(_json(response, "POST /tts-results"), chunk)
-            urls.update(found)
+            found, not_found = _parse_bulk_answer(resolved, _json(response, endpoint), chunk)
+            results.update(found)
             missing.update(not_found)
-            self.log.info("Camb.ai run IDs %s: %d of %d audio URLs returned.", chunk, len(found), len(chunk))
-        ordered_urls = {run_id: urls[run_id] for run_id in ids if run_id in urls}
+            self.log.info(
+                "Camb.ai run IDs %s: %d of %d %s returned.",
+                chunk,
+                len(found),
+                len(chunk),
+                "audio URLs" if resolved.url_fields == ("output_url",) else f"{resolved.name} results",
+            )
+        ordered = {run_id: results[run_id] for run_id in ids if run_id in results}
         if missing:
             raise CambRunsMissingError(
-                ordered_urls, {run_id: missing[run_id] for run_id in ids if run_id in missing}
+                ordered, {run_id: missing[run_id] for run_id in ids if run_id in missing}
             )
-        return ordered_urls
+        return ordered
 
     def _fetch_one_by_one(
-        self, run_ids: list[int], urls: dict[int, str], missing: dict[int, str | None]
+        self, kind: ResultKind, run_ids: list[int], results: dict[int, Any], missing: dict[int, str | None]
     ) -> None:
         for run_id in run_ids:
-            url, reason = self._single_result_url(run_id)
-            if url is None:
+            result, reason = self._single_result(kind, run_id)
+            if result is None:
                 missing[run_id] = reason
             else:
-                urls[run_id] = url
+                results[run_id] = result
             self.log.info(
-                "Camb.ai run ID %s: %s.", run_id, "audio URL returned" if url else f"no URL ({reason})"
+                "Camb.ai run ID %s: %s.",
+                run_id,
+                "result returned" if result is not None else f"none ({reason})",
             )
 
     @contextmanager
@@ -456,6 +485,104 @@ class CambHook(BaseHook):
                     file.write(chunk)
                 return TTSStreamInfo(stream.content_type, stream.credits, stream.bytes_read)
         raise AssertionError("unreachable: tenacity either returned or raised")  # pragma: no cover
+
+    def create_tts_task(self, payload: dict[str, Any]) -> str:
+        """Create one (billed) TTS task with the legacy ``POST /tts``; return its ``task_id``.
+
+        Sent again only when the API certainly did not take it: the connection could not be
+        opened (refused, DNS, connect timeout) or the answer was 429 (after its ``Retry-After``),
+        up to the connection's ``max_retries``. Once the body may have reached the server, a lost
+        answer (read timeout, a reset), a 408, a 5xx or a 2xx without a ``task_id`` raises
+        :class:`~airflow_provider_camb.exceptions.CambTaskMayExistError` instead of a retry that
+        could create the task twice.
+
+        :param payload: the JSON body: ``text``, ``voice_id``, ``language`` (an int language ID)
+            and optionally ``gender``, ``age``, ``folder_id``, ``project_name``,
+            ``project_description`` (validated already).
+        :raises CambTaskMayExistError: the task may exist; it was not asked for again.
+        :raises CambAPIError: the API refused (4xx, ``CambAuthError`` for 401/403), kept
+            answering 429, or could not be reached at all: no task was created.
+        """
+        from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+        from airflow_provider_camb.exceptions import CambTaskMayExistError
+
+        settings = self.settings
+        session = self.get_conn()
+        url = f"{settings.base_url}/tts"
+        endpoint = "POST /tts"
+        retries = settings.max_retries
+        seconds = settings.timeout
+        text = str(payload.get("text", ""))
+
+        def never_sent(error: BaseException) -> bool:
+            # requests' ConnectTimeout, or a ConnectionError whose urllib3 reason is a failure to
+            # open the connection (NewConnectionError, NameResolutionError: ConnectTimeoutError
+            # subclasses). A reset or a read timeout may come after the server took the body.
+            if isinstance(error, requests.exceptions.ConnectTimeout):
+                return True
+            if not isinstance(error, requests.ConnectionError) or isinstance(
+                error, (requests.exceptions.SSLError, requests.exceptions.ProxyError)
+            ):
+                return False
+            reason = error.args[0] if error.args else None
+            if isinstance(reason, MaxRetryError):
+                reason = reason.reason
+            return isinstance(reason, ConnectTimeoutError)
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(retries + 1),
+            wait=WaitRetryAfterOrBackoff(),
+            retry=(
+                tenacity.retry_if_exception(never_sent)
+                | tenacity.retry_if_result(lambda response: response.status_code == 429)
+            ),
+            before_sleep=lambda state: self._before_retry(state, endpoint, retries),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            sleep=type(self).retry_sleep,
+        )
+        try:
+            response: requests.Response = retrying(
+                session.request,
+                "POST",
+                url,
+                json=payload,
+                timeout=(min(10.0, seconds), seconds),
+                allow_redirects=False,
+            )
+        except requests.RequestException as err:
+            if never_sent(err):
+                raise _unreachable(err, url, retries, endpoint) from None
+            what = (
+                f"no answer within {seconds:g} s after the request was sent"
+                if isinstance(err, requests.Timeout)
+                else "the connection broke after the request was sent"
+            )
+            raise CambTaskMayExistError(
+                f"{what} ({type(err).__name__})", status_code=None, endpoint=endpoint, text=text
+            ) from None
+        error = _error_of(response, endpoint, settings)
+        if error is not None and (response.status_code == 408 or response.status_code >= 500):
+            # The server (or a gateway in front of it) had the body: it may have made the task.
+            raise CambTaskMayExistError(
+                error.message, status_code=response.status_code, endpoint=endpoint, text=text
+            )
+        if error is not None:
+            raise error
+        try:
+            task_id = response.json().get("task_id")
+        except (ValueError, AttributeError):
+            task_id = None
+        if isinstance(task_id, int) and not isinstance(task_id, bool):
+            task_id = str(task_id)
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise CambTaskMayExistError(
+                f"the answer carried no task_id: {_shorten(response.text)}",
+                status_code=response.status_code,
+                endpoint=endpoint,
+                text=text,
+            )
+        return task_id.strip()
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -699,11 +826,37 @@ def _retry_count(override: int | None, from_extra: object) -> int:
 
 def _path_template(path: str) -> str:
     """``/tts/abc`` -> ``/tts/{task_id}``: endpoints in errors read like the API docs."""
-    if path.startswith("/tts/"):
-        return "/tts/{task_id}"
-    if path.startswith("/tts-result/"):
-        return "/tts-result/{run_id}"
+    for kind in RESULT_KINDS.values():
+        for template in (kind.status_path, kind.result_path):
+            prefix = template.split("{", 1)[0]
+            if path.startswith(prefix) and "/" not in path[len(prefix) :]:
+                return template
     return path
+
+
+def _kind(kind: str | ResultKind) -> ResultKind:
+    return kind if isinstance(kind, ResultKind) else result_kind(kind)
+
+
+def _checked_task_id(task_id: object) -> str:
+    text = str(task_id).strip()
+    if not text:
+        raise ValueError("A Camb.ai task ID cannot be empty.")
+    return text
+
+
+def _status_path(kind: ResultKind, task_id: str) -> str:
+    # Quoted whole, so no character of an ID ("/", "?", "#") can change which URL is asked.
+    return kind.status_path.format(task_id=quote(task_id, safe=""))
+
+
+def _status_from(kind: ResultKind, task_id: str, response: AnyResponse) -> CambTaskStatus:
+    try:
+        return CambTaskStatus.from_api(task_id, response.json())
+    except ValueError as err:
+        raise CambAPIError(
+            str(err), status_code=response.status_code, endpoint=kind.status_endpoint()
+        ) from err
 
 
 def _json(response: requests.Response, endpoint: str) -> Any:
@@ -718,41 +871,27 @@ def _json(response: requests.Response, endpoint: str) -> Any:
         ) from None
 
 
-def _url_from_value(value: Any) -> tuple[str | None, str | None]:
-    """Accept both documented value shapes: ``"<url>"`` and ``{"output_url": "<url>"}``."""
-    if isinstance(value, str) and value.strip():
-        return value.strip(), None
-    if isinstance(value, dict):
-        url = value.get("output_url")
-        if isinstance(url, str) and url.strip():
-            return url.strip(), None
-        for key in ("detail", "error", "message", "status"):
-            if value.get(key):
-                return None, str(value[key])
-    if value is None:
-        return None, "the API returned no URL"
-    return None, f"unexpected value {_shorten(str(value))}"
-
-
-def _parse_bulk_answer(answer: Any, chunk: list[int]) -> tuple[dict[int, str], dict[int, str | None]]:
+def _parse_bulk_answer(
+    kind: ResultKind, answer: Any, chunk: list[int]
+) -> tuple[dict[int, Any], dict[int, str | None]]:
     if not isinstance(answer, dict):
         raise CambAPIError(
             f"expected an object keyed by run ID, got {_shorten(str(answer))}",
             status_code=200,
-            endpoint="POST /tts-results",
+            endpoint=kind.bulk_endpoint(),
         )
     by_id = {str(key).strip(): value for key, value in answer.items()}
-    found: dict[int, str] = {}
+    found: dict[int, Any] = {}
     missing: dict[int, str | None] = {}
     for run_id in chunk:
         if str(run_id) not in by_id:
-            missing[run_id] = "left out of the POST /tts-results answer"
+            missing[run_id] = f"left out of the {kind.bulk_endpoint()} answer"
             continue
-        url, reason = _url_from_value(by_id[str(run_id)])
-        if url is None:
+        result, reason = read_value(kind, by_id[str(run_id)])
+        if result is None:
             missing[run_id] = reason
         else:
-            found[run_id] = url
+            found[run_id] = result
     return found, missing
 
 
