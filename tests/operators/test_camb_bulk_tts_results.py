@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
+from unittest import mock
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -13,7 +14,7 @@ from airflow_provider_camb.exceptions import CambAPIError, CambRunsMissingError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.operators.camb import CambBulkTTSResultsOperator
 from airflow_provider_camb.xcom_keys import DELIVERED_URLS, MISSING_RUN_IDS
-from tests.camb_api_fakes import BULK, SINGLE, audio_url, bulk_answer, single_answer
+from tests.camb_api_fakes import BASE_URL, BULK, SINGLE, audio_url, bulk_answer, single_answer
 from tests.operators.conftest import pushed
 
 
@@ -270,3 +271,29 @@ def test_one_log_line_per_chunk_and_no_signed_url_in_the_logs(api, context, caps
     assert "storage.test" not in out
     assert "Signature" not in out
     assert "secret" not in out
+
+
+# -- any kind ------------------------------------------------------------------------------------
+
+
+def test_the_generic_operator_fetches_any_kind_into_xcom(camb_connection, requests_mock):
+    from airflow_provider_camb.operators.camb import CambBulkResultsOperator
+
+    requests_mock.post(
+        f"{BASE_URL}/translation-results",
+        json=lambda request, context: {str(i): {"texts": [f"text {i}"]} for i in request.json()["run_ids"]},
+    )
+    operator = CambBulkResultsOperator(task_id="t", result_kind="translation", run_ids=[3, 4, 5])
+
+    assert operator.execute({"ti": mock.MagicMock()}) == {  # type: ignore[arg-type]
+        "3": ["text 3"],
+        "4": ["text 4"],
+        "5": ["text 5"],
+    }
+
+
+def test_an_unknown_result_kind_is_refused_when_the_dag_is_parsed():
+    from airflow_provider_camb.operators.camb import CambBulkResultsOperator
+
+    with pytest.raises(ValueError, match="CambBulkResultsOperator: result_kind must be one of"):
+        CambBulkResultsOperator(task_id="t", result_kind="karaoke", run_ids=[1])
