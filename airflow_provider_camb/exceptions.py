@@ -84,3 +84,43 @@ class CambRunsMissingError(CambError):
 def describe_missing(missing: Mapping[int, str | None]) -> str:
     """Render ``run_id -> reason`` as ``"7 (reason); 9 (no reason given)"`` for error messages."""
     return "; ".join(f"{run_id} ({reason or 'no reason given'})" for run_id, reason in missing.items())
+
+
+class CambTaskMayExistError(CambAPIError):
+    """``POST /tts`` may have created a (billed) TTS task, but no task ID came back.
+
+    Raised when the request was sent and then the answer was lost or was a server error: a read
+    timeout, a connection reset after sending, a 5xx, a 2xx without a ``task_id``. The request is
+    deliberately not sent again, so the same text is never created (and billed) twice.
+
+    :param message: what happened, readable on its own.
+    :param status_code: the HTTP status, or ``None`` when no answer arrived.
+    :param endpoint: ``"POST /tts"``.
+    :param text: the text that was sent, shown shortened in the message.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int | None, endpoint: str, text: str | None = None
+    ) -> None:
+        self.text = text
+        self.reason = message
+        if text is not None:
+            flat = " ".join(text.split())
+            shown = flat if len(flat) <= 40 else flat[:39] + "…"
+            message = (
+                f"{message}. The TTS task for text {shown!r} MAY exist (and be billed); the request "
+                f"was not sent again so that the text is not created twice"
+            )
+        super().__init__(message, status_code=status_code, endpoint=endpoint)
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:  # type: ignore[override]
+        return (
+            _rebuild_may_exist_error,
+            (type(self), self.reason, self.status_code, self.endpoint, self.text),
+        )
+
+
+def _rebuild_may_exist_error(
+    cls: type[CambTaskMayExistError], message: str, status_code: int | None, endpoint: str, text: str | None
+) -> CambTaskMayExistError:
+    return cls(message, status_code=status_code, endpoint=endpoint, text=text)

@@ -28,6 +28,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Camb.ai",
                 "python-modules": [
                     "airflow_provider_camb.operators.camb",
+                    "airflow_provider_camb.operators.create_tts",
                     "airflow_provider_camb.operators.text_to_speech",
                 ],
             }

@@ -102,3 +102,8 @@ def result_kind(name: object) -> ResultKind:
     if key not in RESULT_KINDS:
         raise ValueError(f"result_kind must be one of {', '.join(RESULT_KINDS)}, got {name!r}")
     return RESULT_KINDS[key]
+
+
+def kind_label(name: str) -> str:
+    """How log lines name a kind's tasks: ``TTS``, ``dubbing``, ``text to sound``..."""
+    return "TTS" if name == "tts" else name.replace("_", " ")

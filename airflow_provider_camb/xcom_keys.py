@@ -18,3 +18,8 @@ RUN_IDS_BY_TASK = "camb_run_ids_by_task"
 
 #: CambTTSToStorageOperator: ``{"<run_id>": <size in bytes>}`` of every file at its destination.
 FILE_SIZES = "camb_file_sizes"
+
+#: CambCreateTTSTasksOperator: ``{"<name>": ["<camb task id>", ...]}``, one ID per segment of each
+#: text in order; ``null`` for a segment whose create was sent but not answered (it may exist).
+#: Pushed on success and before the task fails.
+CREATED_TASKS = "camb_created_tasks"

@@ -87,6 +87,7 @@ def test_provider_info_lists_every_role() -> None:
     assert modules == [
         "airflow_provider_camb.hooks.camb",
         "airflow_provider_camb.operators.camb",
+        "airflow_provider_camb.operators.create_tts",
         "airflow_provider_camb.operators.text_to_speech",
         "airflow_provider_camb.sensors.camb",
         "airflow_provider_camb.triggers.camb",

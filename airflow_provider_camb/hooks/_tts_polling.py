@@ -85,11 +85,14 @@ def is_transient(error: CambAPIError) -> bool:
     return code is None or code in RETRYABLE_STATUS_CODES or 200 <= code < 300
 
 
-def describe_failures(failures: list[CambTaskStatus]) -> str:
-    """``"Camb.ai TTS task a is ERROR; reason: ...; message: ..."`` for up to five failed tasks."""
+def describe_failures(failures: list[CambTaskStatus], label: str = "TTS") -> str:
+    """``"Camb.ai TTS task a is ERROR; reason: ...; message: ..."`` for up to five failed tasks.
+
+    :param label: the tasks' kind as log lines name it (``TTS``, ``dubbing``...).
+    """
     shown = "; ".join(f"[{status.describe()}]" for status in failures[:_MAX_FAILURES_SHOWN])
     more = len(failures) - _MAX_FAILURES_SHOWN
-    count = f"{len(failures)} Camb.ai TTS task{'s' if len(failures) != 1 else ''} failed"
+    count = f"{len(failures)} Camb.ai {label} task{'s' if len(failures) != 1 else ''} failed"
     return f"{count}: {shown}" + (f" and {more} more" if more > 0 else "")
 
 
@@ -151,6 +154,7 @@ class PollResult:
     error: CambAPIError | None = None
     consecutive_errors: int = 0
     gave_up: bool = False
+    label: str = "TTS"
 
     @property
     def done(self) -> bool:
@@ -169,7 +173,8 @@ class PollResult:
         for status in self.unknown:
             log.warning("Unknown Camb.ai task status, waiting on it: %s", status.describe())
         log.info(
-            "Camb.ai TTS tasks: %d of %d succeeded, %d still pending.",
+            "Camb.ai %s tasks: %d of %d succeeded, %d still pending.",
+            self.label,
             len(self.run_ids_by_task),
             total,
             len(self.pending),
@@ -187,6 +192,7 @@ class TTSTaskWaiter:
     :param known_run_ids: ``task_id -> run_id`` already seen to succeed (not asked again).
     :param max_consecutive_errors: failed polls in a row tolerated; one more gives up.
     :param max_concurrent_requests: status requests in flight at once.
+    :param label: the tasks' kind as log lines name it (``TTS``, ``dubbing``...).
     """
 
     def __init__(
@@ -196,6 +202,7 @@ class TTSTaskWaiter:
         known_run_ids: Mapping[str, int] | None = None,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+        label: str = "TTS",
     ) -> None:
         if max_consecutive_errors < 0:
             raise ValueError(f"max_consecutive_errors must be 0 or more, got {max_consecutive_errors}")
@@ -207,6 +214,7 @@ class TTSTaskWaiter:
         self.max_consecutive_errors = max_consecutive_errors
         self.max_concurrent_requests = max_concurrent_requests
         self.consecutive_errors = 0
+        self.label = label
 
     @property
     def unfinished(self) -> list[str]:
@@ -298,6 +306,7 @@ class TTSTaskWaiter:
             error=error,
             consecutive_errors=self.consecutive_errors,
             gave_up=error is not None and self.consecutive_errors > self.max_consecutive_errors,
+            label=self.label,
         )
 
     def _ask(self, get_status: Callable[[str], CambTaskStatus], task_ids: list[str]) -> list[object]:

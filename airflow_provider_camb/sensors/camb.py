@@ -1,7 +1,8 @@
-"""CambTTSTaskSensor: waits until Camb.ai TTS tasks succeed, on a worker or deferred."""
+"""CambTaskSensor and CambTTSTaskSensor: wait until Camb.ai tasks succeed, on a worker or deferred."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -27,7 +28,9 @@ from airflow_provider_camb.hooks._tts_polling import (
     normalise_task_ids,
 )
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.triggers.camb import EVENT_STATUSES, CambTTSTaskTrigger
+from airflow_provider_camb.result_kinds import kind_label
+from airflow_provider_camb.result_kinds import result_kind as result_kind_of
+from airflow_provider_camb.triggers.camb import EVENT_STATUSES, CambTaskTrigger, CambTTSTaskTrigger
 from airflow_provider_camb.xcom_keys import RUN_IDS_BY_TASK
 
 if TYPE_CHECKING:
@@ -39,8 +42,14 @@ if TYPE_CHECKING:
 _DEFERRAL_TIMEOUT_GRACE_SECONDS = 60.0
 
 
-class CambTTSTaskSensor(BaseSensorOperator):
-    """Waits until every given Camb.ai TTS task has succeeded, and returns their run IDs.
+class CambTaskSensor(BaseSensorOperator):
+    """Waits until every given Camb.ai task of one kind has succeeded, and returns their run IDs.
+
+    Any batch kind (``result_kind``: ``tts``, ``dubbing``, ``translation``, ``text_to_sound``,
+    ``transcription``, ``audio_separation``, ``stories``), polled at its status path
+    (``GET /dub/{task_id}``...). :class:`CambTTSTaskSensor` is the TTS case; everything below
+    holds for every kind.
+
 
     * Done when every task is ``SUCCESS``. XCom ``return_value``: the run IDs as a list of ints in
       the order of ``camb_task_ids`` (duplicates removed), ready for
@@ -60,7 +69,8 @@ class CambTTSTaskSensor(BaseSensorOperator):
       :class:`~airflow_provider_camb.triggers.camb.CambTTSTaskTrigger` with a wall-clock deadline of
       ``timeout`` seconds from the start of ``execute()``.
 
-    :param camb_task_ids: the Camb.ai TTS task IDs (templated): one ID, a list of IDs, an XComArg,
+    :param result_kind: the tasks' kind.
+    :param camb_task_ids: the Camb.ai task IDs (templated): one ID, a list of IDs, an XComArg,
         or a string a template rendered a list to (``"['a', 'b']"``).
     :param camb_conn_id: the Airflow connection of the Camb.ai API.
     :param deferrable: wait in the triggerer instead of on a worker; defaults to
@@ -78,6 +88,7 @@ class CambTTSTaskSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
+        result_kind: str,
         camb_task_ids: Any,
         camb_conn_id: str = CambHook.default_conn_name,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -93,6 +104,7 @@ class CambTTSTaskSensor(BaseSensorOperator):
             raise ValueError(f"max_concurrent_requests must be 1 or more, got {max_concurrent_requests}")
         if poll_interval is not None and poll_interval <= 0:
             raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval}")
+        self.result_kind = result_kind_of(result_kind).name
         self.camb_task_ids = camb_task_ids
         self.camb_conn_id = camb_conn_id
         self.deferrable = deferrable
@@ -117,7 +129,12 @@ class CambTTSTaskSensor(BaseSensorOperator):
             self._task_ids(),
             max_consecutive_errors=self.max_consecutive_errors,
             max_concurrent_requests=self.max_concurrent_requests,
+            label=self._label,
         )
+
+    @property
+    def _label(self) -> str:
+        return kind_label(self.result_kind)
 
     def execute(self, context: Context) -> Any:
         # Progress (which tasks succeeded, failed polls in a row) lives for this call only: every
@@ -147,10 +164,13 @@ class CambTTSTaskSensor(BaseSensorOperator):
         if isinstance(first, PokeReturnValue) and first.is_done:
             return first.xcom_value
         self.log.info(
-            "Deferring: waiting on %d Camb.ai TTS task(s) in the triggerer.", len(waiter.unfinished)
+            "Deferring: waiting on %d Camb.ai %s task(s) in the triggerer.",
+            len(waiter.unfinished),
+            self._label,
         )
+        trigger_class = CambTTSTaskTrigger if self.result_kind == "tts" else CambTaskTrigger
         self.defer(
-            trigger=CambTTSTaskTrigger(
+            trigger=trigger_class(
                 camb_task_ids=waiter.task_ids,
                 camb_conn_id=self.camb_conn_id,
                 poll_interval=self.poll_interval,
@@ -160,6 +180,7 @@ class CambTTSTaskSensor(BaseSensorOperator):
                 max_concurrent_requests=self.max_concurrent_requests,
                 # The check above was the first poll: the trigger's comes one interval later.
                 first_poll_at=time.time() + self.poll_interval,
+                result_kind=self.result_kind,
             ),
             method_name="execute_complete",
             timeout=timedelta(
@@ -171,15 +192,17 @@ class CambTTSTaskSensor(BaseSensorOperator):
         # Called outside execute() (a test, a debugger), a poke starts from nothing.
         waiter = self._waiter or self._new_waiter()
         try:
-            result = waiter.poll(self.hook.get_tts_task_status)
+            result = waiter.poll(functools.partial(self.hook.get_task_status, kind=self.result_kind))
         except (CambAPIError, CambConnectionConfigError) as err:
             # Only errors no later poll can fix escape poll(): 401/403, 404 for an unknown task...
-            raise AirflowFailException(f"Cannot wait on Camb.ai TTS tasks: {err}") from err
+            raise AirflowFailException(f"Cannot wait on Camb.ai {self._label} tasks: {err}") from err
         if result.failures:
-            raise AirflowFailException(describe_failures(result.failures))
+            raise AirflowFailException(describe_failures(result.failures, self._label))
         if result.done:
             run_ids = waiter.ordered_run_ids()
-            self.log.info("All %d Camb.ai TTS task(s) succeeded; run IDs: %s", len(run_ids), run_ids)
+            self.log.info(
+                "All %d Camb.ai %s task(s) succeeded; run IDs: %s", len(run_ids), self._label, run_ids
+            )
             context["ti"].xcom_push(key=RUN_IDS_BY_TASK, value=result.run_ids_by_task)
             return PokeReturnValue(is_done=True, xcom_value=run_ids)
         if result.gave_up:
@@ -198,18 +221,18 @@ class CambTTSTaskSensor(BaseSensorOperator):
         """
         if not isinstance(event, Mapping):
             raise AirflowFailException(
-                f"CambTTSTaskSensor resumed without a trigger event (got {event!r}); cannot tell "
-                "whether the Camb.ai TTS tasks succeeded."
+                f"{type(self).__name__} resumed without a trigger event (got {event!r}); cannot tell "
+                f"whether the Camb.ai {self._label} tasks succeeded."
             )
         status = event.get("status")
         if status not in EVENT_STATUSES:
             raise AirflowFailException(
-                f"CambTTSTaskSensor got a trigger event with unknown status {status!r}; expected one "
+                f"{type(self).__name__} got a trigger event with unknown status {status!r}; expected one "
                 f"of {sorted(EVENT_STATUSES)}. Event: {dict(event)!r}"
             )
         message = str(event.get("message") or "no message given")
         if status == "timeout":
-            raise AirflowSensorTimeout(f"Camb.ai TTS tasks did not finish in time: {message}")
+            raise AirflowSensorTimeout(f"Camb.ai {self._label} tasks did not finish in time: {message}")
         if status == "error":
             if event.get("failed_tasks") or event.get("retryable") is False:
                 raise AirflowFailException(message)
@@ -231,8 +254,20 @@ class CambTTSTaskSensor(BaseSensorOperator):
             )
         run_ids_by_task = {task_id: by_task[task_id] for task_id in requested}
         context["ti"].xcom_push(key=RUN_IDS_BY_TASK, value=run_ids_by_task)
-        self.log.info("All %d Camb.ai TTS task(s) succeeded.", len(requested))
+        self.log.info("All %d Camb.ai %s task(s) succeeded.", len(requested), self._label)
         return list(run_ids_by_task.values())
+
+
+class CambTTSTaskSensor(CambTaskSensor):
+    """Waits until every given Camb.ai TTS task has succeeded, and returns their run IDs.
+
+    :class:`CambTaskSensor` for ``result_kind="tts"`` (``GET /tts/{task_id}``); its return value
+    feeds ``CambBulkTTSResultsOperator(run_ids=sensor.output)`` directly. Every parameter of
+    :class:`CambTaskSensor` but ``result_kind`` applies.
+    """
+
+    def __init__(self, *, camb_task_ids: Any, **kwargs: Any) -> None:
+        super().__init__(result_kind="tts", camb_task_ids=camb_task_ids, **kwargs)
 
 
 def _run_ids_from_event(event: Mapping[str, Any]) -> dict[str, int]:

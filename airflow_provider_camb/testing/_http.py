@@ -20,12 +20,10 @@ import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-    from airflow_provider_camb.testing._audio import AudioFile
 
     #: What the server calls for each request: method, target, lower-cased headers, body.
     Respond = Callable[[str, str, dict[str, str], bytes], "Response"]
@@ -38,6 +36,18 @@ log = logging.getLogger("airflow_provider_camb.testing.emulator")
 _BODY_PIECE = 64 * 1024
 
 
+class ServedFile(Protocol):
+    """A file the download path can serve: generated audio, or a small generated blob."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def content_type(self) -> str: ...
+
+    def iter_bytes(self, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
+
+
 @dataclass
 class Response:
     """One answer, written by :class:`RequestHandler`."""
@@ -47,7 +57,7 @@ class Response:
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     # Audio responses stream [start, end) of a file instead of ``body``.
-    audio: AudioFile | None = None
+    audio: ServedFile | None = None
     start: int = 0
     end: int = 0
     # Send the body with Transfer-Encoding: chunked instead of a Content-Length, as an endpoint
@@ -112,7 +122,7 @@ def phrase(status: int) -> str:
         return "Error"
 
 
-def audio_response(audio: AudioFile, range_header: str | None) -> Response:
+def audio_response(audio: ServedFile, range_header: str | None) -> Response:
     """Serve ``audio`` whole (200), one range of it (206), or 416, honouring ``Range``.
 
     :param audio: the file.

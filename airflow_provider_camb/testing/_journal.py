@@ -16,7 +16,8 @@ class JournalEntry:
         or ``/files/tts/1001.flac``.
     :param endpoint: endpoint name (see :data:`ENDPOINTS`), or ``"unknown"``.
     :param query: query parameters (last value wins for repeated names).
-    :param json: the parsed JSON body, or ``None`` when there was none or it did not parse.
+    :param json: the parsed JSON body, or ``None`` when there was none or it did not parse; for a
+        multipart form, its fields, each upload as ``{filename, content_type, size}``.
     :param status: the status code answered.
     :param api_key_sent: whether an ``x-api-key`` header was present at all (its value is never kept).
     :param range: the ``Range`` header, if any.

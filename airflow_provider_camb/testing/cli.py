@@ -7,13 +7,16 @@ demo tasks and runs, and serves until Ctrl-C or SIGTERM (then exits 0).
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import signal
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_camb.testing.emulator import ENDPOINTS, CambEmulator
+from airflow_provider_camb.result_kinds import result_kind
+from airflow_provider_camb.testing._kinds import VALUE_SHAPES
+from airflow_provider_camb.testing.emulator import ENDPOINTS, KINDS, CambEmulator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -43,6 +46,20 @@ def _latency(spec: str) -> tuple[str, float, int | None]:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def _seed(spec: str) -> tuple[str, int]:
+    # KIND:COUNT
+    kind, sep, count = spec.rpartition(":")
+    try:
+        if not sep:
+            raise ValueError("expected KIND:COUNT")
+        number = int(count)
+        if number < 1:
+            raise ValueError(f"COUNT must be at least 1, not {number}")
+        return result_kind(kind).name, number
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (exposed for documentation tools)."""
     parser = argparse.ArgumentParser(
@@ -67,6 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bulk-missing", choices=("omit", "reject"), default="omit")
     parser.add_argument("--bulk-value-shape", choices=("url", "object"), default="url")
     parser.add_argument("--unknown-task-status", type=int, choices=(404, 422), default=404)
+    for name, choices in VALUE_SHAPES.items():
+        parser.add_argument("--" + name.replace("_", "-"), choices=choices, default=choices[0])
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="serve the control API under /_emulator/ on the same port (seed, faults, journal, settings)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        action="append",
+        default=[],
+        metavar="KIND:COUNT",
+        help=f"create COUNT tasks of KIND ({', '.join(KINDS)}) and print their IDs as JSON (repeatable)",
+    )
     parser.add_argument(
         "--fail",
         type=_fault,
@@ -94,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        emu = CambEmulator(api_key=args.api_key, port=args.port, host=args.host)
+        emu = CambEmulator(api_key=args.api_key, port=args.port, host=args.host, control=args.control)
     except ValueError as err:
         print(f"camb-emulator: {err}", file=sys.stderr)
         return 2
@@ -103,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     emu.bulk_value_shape = args.bulk_value_shape
     emu.unknown_task_status = args.unknown_task_status
     emu.default_pending_polls = args.pending_polls
+    for name in VALUE_SHAPES:
+        setattr(emu, name, getattr(args, name))
     try:
         for endpoint, status, count, retry_after in args.fail:
             emu.fail_next(endpoint, count=count, status=status, retry_after=retry_after)
@@ -139,6 +173,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Seeded {len(task_ids)} TTS tasks (task_id: run_id on success):")
             for task_id in task_ids:
                 print(f"  {task_id} -> {emu.run_id_for_task(task_id)}")
+        if args.control:
+            print(f"Control API: {emu.server_url}/_emulator/")
+        if args.seed:
+            seeded: dict[str, dict[str, list[Any]]] = {}
+            for kind, count in args.seed:
+                ids = emu.add_tasks(
+                    kind,
+                    count,
+                    pending_polls=args.pending_polls,
+                    size_bytes=args.size_bytes,
+                    audio_format=args.audio_format,
+                )
+                entry = seeded.setdefault(kind, {"task_ids": [], "run_ids": []})
+                entry["task_ids"] += ids
+                entry["run_ids"] += [emu.run_id_for_task(task_id) for task_id in ids]
+            # One line of JSON, so a script can pick it out: {"seeded": {kind: {task_ids, run_ids}}}
+            print(json.dumps({"seeded": seeded}))
         print("Press Ctrl-C to stop.", flush=True)
         while not stop.wait(0.5):
             pass

@@ -21,11 +21,13 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import count as _count
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from airflow_provider_camb.result_kinds import RESULT_KINDS, result_kind
+from airflow_provider_camb.testing import _control
 from airflow_provider_camb.testing._audio import AUDIO_FORMATS, AudioFile, make_audio
 from airflow_provider_camb.testing._catalogue import SOURCE_LANGUAGES, TARGET_LANGUAGES, VOICES
 from airflow_provider_camb.testing._faults import FaultSchedule
@@ -39,16 +41,48 @@ from airflow_provider_camb.testing._http import (
     s3_error,
 )
 from airflow_provider_camb.testing._journal import Journal, JournalEntry
-from airflow_provider_camb.testing._routes import API_PREFIX, ENDPOINTS, FILES_PREFIX, route
+from airflow_provider_camb.testing._kinds import (
+    DEFAULT_PAYLOADS,
+    FORM_KINDS,
+    VALUE_SHAPES,
+    audio_seconds,
+    build_files,
+    check_create,
+    result_value,
+)
+from airflow_provider_camb.testing._multipart import describe_form, is_form, parse_form
+from airflow_provider_camb.testing._routes import (
+    API_PREFIX,
+    CONTROL_PREFIX,
+    ENDPOINTS,
+    FILES_PREFIX,
+    FILES_ROOT,
+    KIND_ENDPOINTS,
+    route,
+)
 from airflow_provider_camb.testing._signing import UrlSigner
 from airflow_provider_camb.testing._tts_stream import answer as tts_stream_answer
-from airflow_provider_camb.testing._validation import check_model, check_run_ids, error, validation
+from airflow_provider_camb.testing._validation import check_run_ids, error, validation
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from types import TracebackType
 
-__all__ = ["API_PREFIX", "ENDPOINTS", "FILES_PREFIX", "OUTCOMES", "CambEmulator", "JournalEntry"]
+    from airflow_provider_camb.testing._http import ServedFile
+
+__all__ = [
+    "API_PREFIX",
+    "CONTROL_PREFIX",
+    "ENDPOINTS",
+    "FILES_PREFIX",
+    "KINDS",
+    "OUTCOMES",
+    "CambEmulator",
+    "JournalEntry",
+]
+
+#: The batch kinds the emulator serves (names from :mod:`airflow_provider_camb.result_kinds`).
+KINDS = tuple(RESULT_KINDS)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +115,7 @@ class _Request:
 
 @dataclass
 class _Task:
+    kind: str
     task_id: str
     outcome: str
     pending_polls: int
@@ -97,9 +132,12 @@ class _Task:
 @dataclass
 class _Run:
     run_id: int
-    audio: AudioFile
+    audio: AudioFile  # the main audio file (the only one of a TTS run)
     finished: bool
     task: _Task | None = None
+    kind: str = "tts"
+    payload: dict[str, Any] = field(default_factory=dict)  # the body it was created with
+    files: dict[str, tuple[ServedFile, str]] = field(default_factory=dict)  # name -> (file, ext)
 
     def is_finished(self, now: float) -> bool:
         # A run behind a task becomes fetchable when its task has reached SUCCESS.
@@ -129,14 +167,31 @@ class CambEmulator:
     * ``stream_seconds_per_char``: seconds of ``POST /tts-stream`` audio per character of
       text (default 0.06).
     * ``default_pending_polls``, ``default_pending_seconds``, ``default_outcome``: how tasks
-      created through ``POST /tts`` behave.
+      created through ``POST /tts`` (and every other kind's create endpoint) behave.
+    * ``dubbing_value_shape``: ``"object"`` (default) answers one ``{audio_url, video_url,
+      transcript}`` per dubbing run (its first target language); ``"per_language"`` answers
+      ``{"<language>": {...}}`` for every target language.
+    * ``transcription_value_shape``: ``"object"`` (default) answers ``{"transcript": [...]}``;
+      ``"list"`` answers the bare list.
+
+    ``bulk_missing`` applies to every kind's bulk endpoint; ``bulk_value_shape`` to TTS only.
 
     :param api_key: the key clients must send as ``x-api-key``.
     :param port: TCP port on 127.0.0.1; 0 picks a free one.
     :param host: address to bind; only loopback addresses are accepted.
+    :param control: serve the control API under ``/_emulator/`` on the same port (seeding,
+        faults, journal, settings over HTTP, for an emulator run in another process); without
+        it those paths answer 404 like any unknown path.
     """
 
-    def __init__(self, api_key: str = "test-api-key", port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        api_key: str = "test-api-key",
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        control: bool = False,
+    ) -> None:
         if not _is_loopback(host):
             raise ValueError(f"the emulator only binds loopback addresses, not {host!r}")
         self.api_key = api_key
@@ -151,6 +206,9 @@ class CambEmulator:
         self.default_outcome = "SUCCESS"
         self.method_bound_urls = True
         self.stream_seconds_per_char = 0.06
+        self.dubbing_value_shape = VALUE_SHAPES["dubbing_value_shape"][0]
+        self.transcription_value_shape = VALUE_SHAPES["transcription_value_shape"][0]
+        self.control = control
         self._lock = threading.RLock()
         self._tasks: dict[str, _Task] = {}
         self._runs: dict[int, _Run] = {}
@@ -220,6 +278,117 @@ class CambEmulator:
 
     # -- seeding ---------------------------------------------------------------------------
 
+    def add_tasks(
+        self,
+        kind: str,
+        count: int,
+        *,
+        pending_polls: int = 0,
+        pending_seconds: float = 0.0,
+        outcome: str = "SUCCESS",
+        exception_reason: str | None = None,
+        message: Any = None,
+        payload: dict[str, Any] | None = None,
+        size_bytes: int | None = None,
+        duration_seconds: float = 1.0,
+        audio_format: str = "flac",
+        sample_rate: int = 22050,
+    ) -> list[str]:
+        """Create tasks of ``kind`` as if its create endpoint had been called ``count`` times.
+
+        A ``SUCCESS`` task gets its run (and run ID) at once, but the run ID is revealed by the
+        kind's status endpoint and the result is fetchable only once the task has succeeded.
+
+        :param kind: a kind from :data:`KINDS` (``"tts"``, ``"dubbing"``, ...; ``-`` and case
+            are forgiven).
+        :param count: number of tasks.
+        :param pending_polls: status polls that answer ``PENDING`` before the outcome.
+        :param pending_seconds: seconds from creation during which polls answer ``PENDING``;
+            both conditions must pass.
+        :param outcome: ``SUCCESS``, ``ERROR``, ``TIMEOUT`` or ``PAYMENT_REQUIRED``.
+        :param exception_reason: reported with a failed outcome; a fitting default otherwise.
+        :param message: reported with a failed outcome (string or dict); a default otherwise.
+        :param payload: the create body the tasks pretend to have been made with (it decides
+            e.g. a dubbing run's languages or a translation's texts); a sample body when ``None``.
+        :param size_bytes: exact size of each audio file; overrides ``duration_seconds``.
+        :param duration_seconds: length of the audio when no size is given.
+        :param audio_format: ``flac`` or ``wav``.
+        :param sample_rate: samples per second.
+        :return: the new task IDs.
+        :raises ValueError: for an unknown kind or outcome, or a ``payload`` the create
+            endpoint would refuse.
+        """
+        name = self._kind(kind, payload)
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
+        _check_audio_args(audio_format)
+        audio_kwargs = {
+            "size_bytes": size_bytes,
+            "duration_seconds": duration_seconds,
+            "audio_format": audio_format,
+            "sample_rate": sample_rate,
+        }
+        ids = []
+        with self._lock:
+            for _ in range(count):
+                ids.append(
+                    self._new_task(
+                        kind=name,
+                        payload=payload,
+                        outcome=outcome,
+                        pending_polls=pending_polls,
+                        pending_seconds=pending_seconds,
+                        exception_reason=exception_reason,
+                        message=message,
+                        audio_kwargs=audio_kwargs,
+                    ).task_id
+                )
+        return ids
+
+    def add_runs(
+        self,
+        kind: str,
+        count: int,
+        *,
+        finished: bool = True,
+        payload: dict[str, Any] | None = None,
+        size_bytes: int | None = None,
+        duration_seconds: float = 1.0,
+        audio_format: str = "flac",
+        sample_rate: int = 22050,
+    ) -> list[int]:
+        """Create runs of ``kind`` directly (no task), ready for its result endpoints.
+
+        :param kind: a kind from :data:`KINDS`.
+        :param count: number of runs.
+        :param finished: ``False`` makes runs that exist but are not done yet (400 on fetch,
+            missing in bulk answers) until :meth:`finish_run`.
+        :param payload: the create body the runs pretend to have been made with; a sample
+            body when ``None``.
+        :param size_bytes: exact size of each audio file; overrides ``duration_seconds``.
+        :param duration_seconds: length of the audio when no size is given.
+        :param audio_format: ``flac`` or ``wav``.
+        :param sample_rate: samples per second.
+        :return: the new run IDs.
+        :raises ValueError: for an unknown kind or a ``payload`` the create endpoint would refuse.
+        """
+        name = self._kind(kind, payload)
+        _check_audio_args(audio_format)
+        with self._lock:
+            runs = [
+                self._new_run(
+                    kind=name,
+                    payload=payload,
+                    size_bytes=size_bytes,
+                    duration_seconds=duration_seconds,
+                    audio_format=audio_format,
+                    sample_rate=sample_rate,
+                    finished=finished,
+                )
+                for _ in range(count)
+            ]
+        return [run.run_id for run in runs]
+
     def add_tts_tasks(
         self,
         count: int,
@@ -236,44 +405,23 @@ class CambEmulator:
     ) -> list[str]:
         """Create TTS tasks as if ``POST /tts`` had been called ``count`` times.
 
-        A ``SUCCESS`` task gets its run (and run ID) at once, but the run ID is revealed by
-        ``GET /tts/{task_id}`` and the audio is fetchable only once the task has succeeded.
+        Same as ``add_tasks("tts", ...)``: see :meth:`add_tasks` for the parameters.
 
-        :param count: number of tasks.
-        :param pending_polls: status polls that answer ``PENDING`` before the outcome.
-        :param pending_seconds: seconds from creation during which polls answer ``PENDING``;
-            both conditions must pass.
-        :param outcome: ``SUCCESS``, ``ERROR``, ``TIMEOUT`` or ``PAYMENT_REQUIRED``.
-        :param exception_reason: reported with a failed outcome; a fitting default otherwise.
-        :param message: reported with a failed outcome (string or dict); a default otherwise.
-        :param size_bytes: exact size of the audio file; overrides ``duration_seconds``.
-        :param duration_seconds: length of the audio when no size is given.
-        :param audio_format: ``flac`` or ``wav``.
-        :param sample_rate: samples per second.
         :return: the new task IDs.
         """
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
-        _check_audio_args(audio_format)
-        ids = []
-        with self._lock:
-            for _ in range(count):
-                ids.append(
-                    self._new_task(
-                        outcome=outcome,
-                        pending_polls=pending_polls,
-                        pending_seconds=pending_seconds,
-                        exception_reason=exception_reason,
-                        message=message,
-                        audio_kwargs={
-                            "size_bytes": size_bytes,
-                            "duration_seconds": duration_seconds,
-                            "audio_format": audio_format,
-                            "sample_rate": sample_rate,
-                        },
-                    ).task_id
-                )
-        return ids
+        return self.add_tasks(
+            "tts",
+            count,
+            pending_polls=pending_polls,
+            pending_seconds=pending_seconds,
+            outcome=outcome,
+            exception_reason=exception_reason,
+            message=message,
+            size_bytes=size_bytes,
+            duration_seconds=duration_seconds,
+            audio_format=audio_format,
+            sample_rate=sample_rate,
+        )
 
     def add_tts_runs(
         self,
@@ -287,28 +435,19 @@ class CambEmulator:
     ) -> list[int]:
         """Create TTS runs directly (no task), ready for ``/tts-result`` and ``/tts-results``.
 
-        :param count: number of runs.
-        :param size_bytes: exact size of each audio file; overrides ``duration_seconds``.
-        :param duration_seconds: length of the audio when no size is given.
-        :param audio_format: ``flac`` or ``wav``.
-        :param sample_rate: samples per second.
-        :param finished: ``False`` makes runs that exist but are not done yet (400 on fetch,
-            missing in bulk answers) until :meth:`finish_run`.
+        Same as ``add_runs("tts", ...)``: see :meth:`add_runs` for the parameters.
+
         :return: the new run IDs.
         """
-        _check_audio_args(audio_format)
-        with self._lock:
-            runs = [
-                self._new_run(
-                    size_bytes=size_bytes,
-                    duration_seconds=duration_seconds,
-                    audio_format=audio_format,
-                    sample_rate=sample_rate,
-                    finished=finished,
-                )
-                for _ in range(count)
-            ]
-        return [run.run_id for run in runs]
+        return self.add_runs(
+            "tts",
+            count,
+            finished=finished,
+            size_bytes=size_bytes,
+            duration_seconds=duration_seconds,
+            audio_format=audio_format,
+            sample_rate=sample_rate,
+        )
 
     def finish_run(self, run_id: int) -> None:
         """Mark a run made with ``finished=False`` as done.
@@ -319,7 +458,8 @@ class CambEmulator:
             self._runs[run_id].finished = True
 
     def finish_tasks(self, task_ids: Iterable[str]) -> None:
-        """End the wait of pending tasks: from their next status poll on they reach their outcome.
+        """End the wait of pending tasks (of any kind): from their next status poll on they
+        reach their outcome.
 
         For tasks seeded to stay ``PENDING`` "forever" (a huge ``pending_polls``) until a test
         says otherwise.
@@ -333,16 +473,52 @@ class CambEmulator:
                 task.ready_at = 0.0
 
     def run_id_for_task(self, task_id: str) -> int | None:
-        """The run ID a task has (or will reveal on success); ``None`` for failing tasks.
+        """The run ID a task of any kind has (or will reveal on success); ``None`` for failing
+        tasks.
 
         :param task_id: the task.
         """
         with self._lock:
             return self._tasks[task_id].run_id
 
-    def _new_run(self, *, finished: bool, **audio_kwargs: Any) -> _Run:
+    def kind_of(self, task_or_run_id: str | int) -> str:
+        """The kind of a task (by its string ID) or a run (by its integer ID).
+
+        :param task_or_run_id: a task ID or a run ID.
+        :raises KeyError: for an unknown ID.
+        """
+        with self._lock:
+            if isinstance(task_or_run_id, str):
+                return self._tasks[task_or_run_id].kind
+            return self._runs[task_or_run_id].kind
+
+    def reset(self) -> None:
+        """Forget every task, run, scheduled fault and journal entry; the switches stay.
+
+        Run IDs keep counting up, so a URL handed out before the reset never names a new file.
+        """
+        with self._lock:
+            self._tasks.clear()
+            self._runs.clear()
+        self._faults.clear()
+        self.clear_journal()
+
+    def _kind(self, kind: str, payload: dict[str, Any] | None) -> str:
+        name = result_kind(kind).name
+        if payload is not None:
+            errors = check_create(name, payload)
+            if errors:
+                raise ValueError(f"payload is not a valid {name} create body: {errors}")
+        return name
+
+    def _new_run(
+        self, *, finished: bool, kind: str = "tts", payload: dict[str, Any] | None = None, **audio_kwargs: Any
+    ) -> _Run:
         run_id = next(self._run_ids)
-        run = _Run(run_id, make_audio(run_id, **audio_kwargs), finished)
+        body = dict(DEFAULT_PAYLOADS[kind] if payload is None else payload)
+        audio = make_audio(run_id, **audio_kwargs)
+        files = build_files(kind, run_id, body, audio, audio_kwargs) if kind != "tts" else {}
+        run = _Run(run_id, audio, finished, kind=kind, payload=body, files=files)
         self._runs[run_id] = run
         return run
 
@@ -355,9 +531,12 @@ class CambEmulator:
         exception_reason: str | None,
         message: Any,
         audio_kwargs: dict[str, Any],
+        kind: str = "tts",
+        payload: dict[str, Any] | None = None,
     ) -> _Task:
         default_reason, default_message = _DEFAULT_REASONS.get(outcome, (None, None))
         task = _Task(
+            kind=kind,
             task_id=str(uuid.uuid4()),
             outcome=outcome,
             pending_polls=pending_polls,
@@ -367,7 +546,7 @@ class CambEmulator:
             run_id=None,
         )
         if outcome == "SUCCESS":
-            run = self._new_run(finished=False, **audio_kwargs)
+            run = self._new_run(finished=False, kind=kind, payload=payload, **audio_kwargs)
             run.task = task
             task.run_id = run.run_id
         self._tasks[task.task_id] = task
@@ -422,8 +601,10 @@ class CambEmulator:
             "size_bytes": audio.size,
         }
 
-    def download_url(self, run_id: int, ttl: float | None = None, *, method: str = "GET") -> str:
-        """A freshly signed URL for the audio of ``run_id``.
+    def download_url(
+        self, run_id: int, ttl: float | None = None, *, method: str = "GET", file: str | None = None
+    ) -> str:
+        """A freshly signed URL for the audio of ``run_id`` (or another of its files).
 
         The signature covers the HTTP method, as an S3 presigned URL's does: while
         :attr:`method_bound_urls` is on, the URL works only with ``method``.
@@ -431,11 +612,50 @@ class CambEmulator:
         :param run_id: the run.
         :param ttl: lifetime in seconds; :attr:`url_ttl` when ``None``.
         :param method: the HTTP method the URL is signed for (``"HEAD"`` for a URL to ``HEAD``).
+        :param file: for runs other than TTS, which file (see :meth:`file_names`); the run's
+            main file when ``None``.
+        :raises ValueError: for a file the run does not have.
         """
-        audio = self._audio(run_id)
+        with self._lock:
+            run = self._runs[run_id]
+        if run.kind == "tts":
+            path = f"{FILES_PREFIX}{run_id}.{run.audio.audio_format}"
+        else:
+            if not run.files:
+                raise ValueError(f"{run.kind} runs have no files")
+            name = next(iter(run.files)) if file is None else file
+            if name not in run.files:
+                raise ValueError(f"run {run_id} has no file {name!r}; it has {list(run.files)}")
+            path = f"{FILES_ROOT}{run.kind}/{run_id}-{name}.{run.files[name][1]}"
         lifetime = self.url_ttl if ttl is None else ttl
-        path = f"{FILES_PREFIX}{run_id}.{audio.audio_format}"
         return f"{self.server_url}{path}?{self._signer.query(path, lifetime, method)}"
+
+    def file_names(self, run_id: int) -> list[str]:
+        """The names of the files a run serves (``[]`` for TTS, whose one file is its audio),
+        e.g. ``["foreground_audio", "background_audio"]``.
+
+        :param run_id: the run.
+        """
+        with self._lock:
+            return list(self._runs[run_id].files)
+
+    def settings(self) -> dict[str, Any]:
+        """The behaviour switches and their current values (what ``GET /_emulator/settings``
+        answers)."""
+        return {name: getattr(self, name) for name in _control.SETTINGS}
+
+    def update_settings(self, **changes: Any) -> dict[str, Any]:
+        """Change several switches at once, checking every value first (nothing changes when one
+        is wrong).
+
+        :param changes: switch name to new value, e.g. ``bulk_missing="reject"``.
+        :return: all the switches after the change.
+        :raises ValueError: for an unknown switch or a value it does not take.
+        """
+        checked = _control.check_settings(changes)
+        for name, value in checked.items():
+            setattr(self, name, value)
+        return self.settings()
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -560,6 +780,15 @@ class CambEmulator:
     # -- request handling (called from server threads) ---------------------------------------
 
     def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+        if self.control:
+            path = urlsplit(target).path
+            if path.startswith(CONTROL_PREFIX) or path == CONTROL_PREFIX.rstrip("/"):
+                # The control API is the test's own channel: no key, no faults, no journal.
+                try:
+                    return _control.handle(self, method, target, body)
+                except Exception:
+                    log.exception("camb-emulator: error in control request %s %s", method, path)
+                    return detail(500, "Internal Server Error")
         return self._serve(method, target, headers, body, foreign=False)
 
     def _handle_foreign(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
@@ -572,12 +801,21 @@ class CambEmulator:
         url = urlsplit(target)
         endpoint, params, allowed = route(url.path)
         parsed: Any = None
+        journal_body: Any = None
         body_error: dict[str, Any] | None = None
-        if not body.strip():
+        form_kind = KIND_ENDPOINTS.get(endpoint, ("", ""))
+        takes_form = form_kind[1] == "create" and form_kind[0] in FORM_KINDS
+        if takes_form and is_form(headers.get("content-type")):
+            form = parse_form(headers["content-type"], body)
+            if form is None:
+                body_error = error("value_error", ["body"], "There was an error parsing the body")
+            else:
+                parsed, journal_body = form, describe_form(form)
+        elif not body.strip():
             body_error = error("missing", ["body"], "Field required")
         else:
             try:
-                parsed = json.loads(body)
+                parsed = journal_body = json.loads(body)
             except ValueError:
                 body_error = error("json_invalid", ["body", 0], "JSON decode error")
         request = _Request(
@@ -601,7 +839,7 @@ class CambEmulator:
             path=url.path,
             endpoint=endpoint,
             query=request.query,
-            json=parsed,
+            json=journal_body,
             status=response.status,
             api_key_sent="x-api-key" in headers,
             range=headers.get("range"),
@@ -662,46 +900,43 @@ class CambEmulator:
     def _api(self, request: _Request) -> Response:
         if request.method == "POST" and request.body_error is not None:
             return validation([request.body_error])
+        if request.endpoint in KIND_ENDPOINTS:
+            kind, operation = KIND_ENDPOINTS[request.endpoint]
+            if operation == "create":
+                return self._create(kind, request.parsed)
+            if operation == "status":
+                return self._status(kind, request.params[0])
+            if operation == "result":
+                return self._result(kind, request.params[0], request.query, request.headers)
+            return self._results(kind, request.parsed)
         handler = getattr(self, f"_api_{request.endpoint}")
         result: Response = handler(request.params, request.query, request.parsed, request.headers)
         return result
 
-    def _api_create_tts(
-        self, params: list[str], query: dict[str, str], payload: Any, headers: dict[str, str]
-    ) -> Response:
-        errors = check_model(
-            payload,
-            required={"text": str, "voice_id": int, "language": int},
-            optional={
-                "gender": int,
-                "age": int,
-                "folder_id": int,
-                "project_name": str,
-                "project_description": str,
-            },
-            lengths={"project_name": (3, 255), "project_description": (3, 5000)},
-        )
+    def _create(self, kind: str, payload: Any) -> Response:
+        errors = check_create(kind, payload)
         if errors:
             return validation(errors)
+        seconds = audio_seconds(kind, payload, 1.0)
         with self._lock:
             task = self._new_task(
+                kind=kind,
+                payload=payload,
                 outcome=self.default_outcome,
                 pending_polls=self.default_pending_polls,
                 pending_seconds=self.default_pending_seconds,
                 exception_reason=None,
                 message=None,
-                audio_kwargs={"duration_seconds": max(0.5, min(60.0, len(payload["text"]) * 0.06))},
+                audio_kwargs={"duration_seconds": seconds},
             )
         return json_response(200, {"task_id": task.task_id})
 
-    def _api_tts_status(
-        self, params: list[str], query: dict[str, str], payload: Any, headers: dict[str, str]
-    ) -> Response:
-        task_id = params[0]
+    def _status(self, kind: str, task_id: str) -> Response:
         now = time.monotonic()
         with self._lock:
             task = self._tasks.get(task_id)
-            if task is None:
+            # Another kind's task is unknown here, as the real API's per-kind tables would have it.
+            if task is None or task.kind != kind:
                 if self.unknown_task_status == 422:
                     return validation(
                         [error("value_error", ["path", "task_id"], f"Task {task_id} not found")]
@@ -731,15 +966,27 @@ class CambEmulator:
                 }
         return json_response(200, answer)
 
-    def _finished_run(self, run_id: int) -> _Run | None:
+    def _finished_run(self, run_id: int, kind: str | None = None) -> _Run | None:
         with self._lock:
             run = self._runs.get(run_id)
-            return run if run is not None and run.is_finished(time.monotonic()) else None
+            if run is None or (kind is not None and run.kind != kind):
+                return None
+            return run if run.is_finished(time.monotonic()) else None
 
-    def _api_tts_result(
-        self, params: list[str], query: dict[str, str], payload: Any, headers: dict[str, str]
-    ) -> Response:
-        raw_id = params[0]
+    def _value(self, run: _Run) -> Any:
+        if run.kind == "tts":
+            url = self.download_url(run.run_id)
+            return {"output_url": url} if self.bulk_value_shape == "object" else url
+        shapes = {name: getattr(self, name) for name in VALUE_SHAPES}
+        return result_value(
+            run.kind,
+            run.run_id,
+            run.payload,
+            lambda name: self.download_url(run.run_id, file=name),
+            shapes,
+        )
+
+    def _result(self, kind: str, raw_id: str, query: dict[str, str], headers: dict[str, str]) -> Response:
         if not _INT_PATH.fullmatch(raw_id):
             return validation(
                 [
@@ -751,37 +998,34 @@ class CambEmulator:
                 ]
             )
         output_type = query.get("output_type", "raw_bytes")
-        if output_type not in ("raw_bytes", "file_url"):
+        if kind == "tts" and output_type not in ("raw_bytes", "file_url"):
             return validation(
                 [error("enum", ["query", "output_type"], "Input should be 'raw_bytes' or 'file_url'")]
             )
         run_id = int(raw_id)
         with self._lock:
-            known = run_id in self._runs
-        run = self._finished_run(run_id)
+            known = run_id in self._runs and self._runs[run_id].kind == kind
+        run = self._finished_run(run_id, kind)
         if run is None:
-            reason = "has not finished yet" if known else "is not a valid TTS run"
+            label = "TTS" if kind == "tts" else kind.replace("_", " ")
+            reason = "has not finished yet" if known else f"is not a valid {label} run"
             return detail(400, f"Run ID {run_id} {reason}")
+        if kind != "tts":
+            return json_response(200, self._value(run))
         if output_type == "file_url":
             return json_response(200, {"output_url": self.download_url(run_id)})
         return audio_response(run.audio, headers.get("range"))
 
-    def _api_tts_results(
-        self, params: list[str], query: dict[str, str], payload: Any, headers: dict[str, str]
-    ) -> Response:
+    def _results(self, kind: str, payload: Any) -> Response:
         errors = check_run_ids(payload)
         if errors:
             return validation(errors)
         run_ids: list[int] = payload["run_ids"]
-        found = [rid for rid in run_ids if self._finished_run(rid) is not None]
+        found = {rid: run for rid in run_ids if (run := self._finished_run(rid, kind)) is not None}
         missing = [rid for rid in run_ids if rid not in found]
         if missing and self.bulk_missing == "reject":
             return detail(400, f"Run IDs not found or not finished: {missing}")
-        answer: dict[str, Any] = {}
-        for rid in found:
-            url = self.download_url(rid)
-            answer[str(rid)] = {"output_url": url} if self.bulk_value_shape == "object" else url
-        return json_response(200, answer)
+        return json_response(200, {str(rid): self._value(run) for rid, run in found.items()})
 
     def _api_tts_stream(
         self, params: list[str], query: dict[str, str], payload: Any, headers: dict[str, str]
@@ -801,8 +1045,11 @@ class CambEmulator:
         return json_response(200, VOICES)
 
     def _download(self, request: _Request) -> Response:
-        raw_id, ext = request.params
-        path = f"{FILES_PREFIX}{raw_id}.{ext}"
+        kind, raw_id, name, ext = request.params
+        if kind == "tts":
+            path = f"{FILES_PREFIX}{raw_id}.{ext}"
+        else:
+            path = f"{FILES_ROOT}{kind}/{raw_id}-{name}.{ext}"
         # With the switch off, a URL signed for GET serves HEAD too (the old, laxer behaviour).
         signed_for = request.method if self.method_bound_urls else "GET"
         refusal = self._signer.refusal(path, request.query, signed_for)
@@ -812,11 +1059,17 @@ class CambEmulator:
             return s3_error(
                 405, "MethodNotAllowed", "The specified method is not allowed against this resource."
             )
+        served: ServedFile | None = None
         with self._lock:
             run = self._runs.get(int(raw_id))
-        if run is None:
+            if run is not None and run.kind == kind:
+                if kind == "tts":
+                    served = run.audio
+                elif name in run.files and run.files[name][1] == ext:
+                    served = run.files[name][0]
+        if served is None:
             return s3_error(404, "NoSuchKey", "The specified key does not exist.")
-        response = audio_response(run.audio, request.headers.get("range"))
+        response = audio_response(served, request.headers.get("range"))
         if request.method == "GET" and response.audio is not None:
             self._apply_cut("download", response)
         return response

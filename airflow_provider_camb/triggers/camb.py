@@ -1,8 +1,9 @@
-"""CambTTSTaskTrigger: waits on Camb.ai TTS tasks in the triggerer, for the deferrable sensor."""
+"""CambTaskTrigger (CambTTSTaskTrigger for TTS): waits on Camb.ai tasks in the triggerer."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ from airflow_provider_camb.hooks._tts_polling import (
     gave_up_error,
 )
 from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.result_kinds import kind_label
+from airflow_provider_camb.result_kinds import result_kind as result_kind_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -29,8 +32,8 @@ LAST_POLL_GRACE = 5.0
 EVENT_STATUSES = frozenset({"success", "error", "timeout"})
 
 
-class CambTTSTaskTrigger(BaseTrigger):
-    """Polls Camb.ai TTS tasks until all succeed, one fails, or the deadline passes.
+class CambTaskTrigger(BaseTrigger):
+    """Polls Camb.ai tasks of one kind until all succeed, one fails, or the deadline passes.
 
     A good citizen of a shared triggerer: the polls are natively async (the hook's
     :meth:`~airflow_provider_camb.hooks.camb.CambHook.aget_tts_task_status` over one httpx client
@@ -61,6 +64,8 @@ class CambTTSTaskTrigger(BaseTrigger):
     :param first_poll_at: wall-clock time (epoch seconds) of the first poll; the deferring sensor
         has just checked, so asking again at once would double its calls. ``None`` polls at once
         (so does a trigger restarted on another triggerer after that time).
+    :param result_kind: the tasks' kind: ``tts`` (default), ``dubbing``, ``translation``,
+        ``text_to_sound``, ``transcription``, ``audio_separation`` or ``stories``.
     """
 
     def __init__(
@@ -73,6 +78,7 @@ class CambTTSTaskTrigger(BaseTrigger):
         run_ids_by_task: dict[str, int] | None = None,
         max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
         first_poll_at: float | None = None,
+        result_kind: str = "tts",
     ) -> None:
         super().__init__()
         self.camb_task_ids = [str(task_id) for task_id in camb_task_ids]
@@ -83,6 +89,7 @@ class CambTTSTaskTrigger(BaseTrigger):
         self.run_ids_by_task = {str(k): int(v) for k, v in (run_ids_by_task or {}).items()}
         self.max_concurrent_requests = int(max_concurrent_requests)
         self.first_poll_at = None if first_poll_at is None else float(first_poll_at)
+        self.result_kind = result_kind_of(result_kind).name
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -96,6 +103,7 @@ class CambTTSTaskTrigger(BaseTrigger):
                 "run_ids_by_task": dict(self.run_ids_by_task),
                 "max_concurrent_requests": self.max_concurrent_requests,
                 "first_poll_at": self.first_poll_at,
+                "result_kind": self.result_kind,
             },
         )
 
@@ -110,6 +118,7 @@ class CambTTSTaskTrigger(BaseTrigger):
                 known_run_ids=self.run_ids_by_task,
                 max_consecutive_errors=self.max_consecutive_errors,
                 max_concurrent_requests=self.max_concurrent_requests,
+                label=kind_label(self.result_kind),
             )
         except (CambConnectionConfigError, ValueError) as err:
             return _error(str(err), retryable=False)
@@ -123,7 +132,10 @@ class CambTTSTaskTrigger(BaseTrigger):
             # poll, woken at the deadline itself, gets a short grace (within one poll interval).
             limit = None if remaining is None else max(remaining, min(self.poll_interval, LAST_POLL_GRACE))
             try:
-                result = await asyncio.wait_for(waiter.apoll(hook.aget_tts_task_status), timeout=limit)
+                result = await asyncio.wait_for(
+                    waiter.apoll(functools.partial(hook.aget_task_status, kind=self.result_kind)),
+                    timeout=limit,
+                )
             except asyncio.TimeoutError:
                 return self._timeout(waiter.unfinished, dict(waiter.run_ids_by_task))
             except (CambAPIError, CambConnectionConfigError, ValueError) as err:
@@ -131,7 +143,7 @@ class CambTTSTaskTrigger(BaseTrigger):
                 return _error(str(err), retryable=False)
             if result.failures:
                 return {
-                    **_error(describe_failures(result.failures), retryable=False),
+                    **_error(describe_failures(result.failures, waiter.label), retryable=False),
                     "failed_tasks": failure_details(result.failures),
                 }
             if result.done:
@@ -168,13 +180,17 @@ class CambTTSTaskTrigger(BaseTrigger):
         return {
             "status": "timeout",
             "message": (
-                f"{len(pending)} of {len(self.camb_task_ids)} Camb.ai TTS tasks were "
-                f"still unfinished at the deadline: {', '.join(pending[:10])}"
+                f"{len(pending)} of {len(self.camb_task_ids)} Camb.ai {kind_label(self.result_kind)} "
+                f"tasks were still unfinished at the deadline: {', '.join(pending[:10])}"
                 + (" ..." if len(pending) > 10 else "")
             ),
             "pending_task_ids": pending,
             "run_ids_by_task": run_ids_by_task,
         }
+
+
+class CambTTSTaskTrigger(CambTaskTrigger):
+    """:class:`CambTaskTrigger` for TTS tasks (its class path is what deferred TTS sensors stored)."""
 
 
 def _error(message: str, *, retryable: bool = True) -> dict[str, Any]:

@@ -66,11 +66,14 @@ class ScriptedStatuses:
     def install(self, monkeypatch: pytest.MonkeyPatch) -> ScriptedStatuses:
         """Make every CambHook answer status calls, blocking and async, from this script."""
 
-        async def answer(_hook: CambHook, task_id: str) -> CambTaskStatus:
+        async def answer(_hook: CambHook, task_id: str, kind: object = "tts") -> CambTaskStatus:
             return self(task_id)
 
-        monkeypatch.setattr(CambHook, "get_tts_task_status", lambda _hook, task_id: self(task_id))
-        monkeypatch.setattr(CambHook, "aget_tts_task_status", answer)
+        def blocking(_hook: CambHook, task_id: str, kind: object = "tts") -> CambTaskStatus:
+            return self(task_id)
+
+        monkeypatch.setattr(CambHook, "get_task_status", blocking)
+        monkeypatch.setattr(CambHook, "aget_task_status", answer)
         return self
 
 

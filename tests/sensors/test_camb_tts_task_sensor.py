@@ -198,10 +198,10 @@ def test_unknown_task_id_answered_404_fails_at_once(monkeypatch, context):
 
 
 def test_connection_without_api_key_fails_at_once(monkeypatch, context):
-    def no_key(_hook: object, _task_id: str) -> None:
+    def no_key(_hook: object, _task_id: str, kind: object = "tts") -> None:
         raise CambConnectionConfigError("The Camb.ai connection 'camb_default' has no API key")
 
-    monkeypatch.setattr("airflow_provider_camb.hooks.camb.CambHook.get_tts_task_status", no_key)
+    monkeypatch.setattr("airflow_provider_camb.hooks.camb.CambHook.get_task_status", no_key)
 
     with pytest.raises(AirflowFailException, match="has no API key"):
         make_sensor(camb_task_ids="t1").execute(context)
@@ -326,6 +326,7 @@ def test_deferrable_sensor_defers_with_a_wall_clock_deadline_and_the_run_ids_it_
         "max_consecutive_errors": 3,
         "run_ids_by_task": {"t1": 11},
         "max_concurrent_requests": 8,
+        "result_kind": "tts",
     }
 
 

@@ -190,3 +190,32 @@ def test_fan_in_over_a_mapped_sensor_reads_its_outputs_without_probing_past_the_
     assert list(dag_runner.xcom(dag_run, "fetch")) == expected
     out, err = capfd.readouterr()
     assert "XCom not found" not in out + err + caplog.text
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+@pytest.mark.parametrize("kind", ["dubbing", "translation", "stories"])
+def test_the_generic_sensor_waits_on_any_kind_at_its_status_path(
+    request, dag_runner: DagRunner, camb_emulator: CambEmulator, deferrable: bool, kind: str
+):
+    from airflow_provider_camb.sensors.camb import CambTaskSensor
+
+    task_ids = camb_emulator.add_tasks(kind, 2, pending_polls=1)
+    with new_dag(request) as dag:
+        CambTaskSensor(
+            task_id="wait",
+            result_kind=kind,
+            camb_task_ids=task_ids,
+            deferrable=deferrable,
+            poke_interval=0.05,
+            timeout=30,
+        )
+
+    dag_run = dag_runner.run(dag)
+
+    assert dag_run.state == "success", dag_runner.task_states(dag_run)
+    assert dag_runner.xcom(dag_run, "wait") == [camb_emulator.run_id_for_task(t) for t in task_ids]
+    status_path = {"dubbing": "/apis/dub/", "translation": "/apis/translate/", "stories": "/apis/story/"}[
+        kind
+    ]
+    polls = [entry.path for entry in camb_emulator.journal if entry.path.startswith(status_path)]
+    assert len(polls) == 4  # PENDING once, then SUCCESS, for each task

@@ -64,6 +64,7 @@ def test_serialize_round_trips_through_json_primitives():
         "run_ids_by_task": {"t1": 11},
         "max_concurrent_requests": 2,
         "first_poll_at": 1_800_000_000.25,
+        "result_kind": "tts",
     }
     assert CambTTSTaskTrigger(**kwargs).serialize() == (classpath, kwargs)
 
@@ -80,6 +81,7 @@ def test_trigger_serialised_by_an_older_release_still_loads_with_defaults():
         "run_ids_by_task": {},
         "max_concurrent_requests": 8,
         "first_poll_at": None,
+        "result_kind": "tts",
     }
 
 
@@ -236,16 +238,16 @@ def test_status_calls_run_on_the_event_loop_never_in_a_thread(monkeypatch):
 
     seen: list[tuple[bool, bool]] = []
 
-    async def aget_status(_hook: CambHook, task_id: str) -> Any:
+    async def aget_status(_hook: CambHook, task_id: str, kind: object = "tts") -> Any:
         asyncio.get_running_loop()  # raises outside a loop
         seen.append((threading.current_thread() is threading.main_thread(), True))
         return success(task_id, 11)
 
-    def blocking(_hook: CambHook, task_id: str) -> Any:
+    def blocking(_hook: CambHook, task_id: str, kind: object = "tts") -> Any:
         raise AssertionError("the blocking hook call must not be used by the trigger")
 
-    monkeypatch.setattr(CambHook, "aget_tts_task_status", aget_status)
-    monkeypatch.setattr(CambHook, "get_tts_task_status", blocking)
+    monkeypatch.setattr(CambHook, "aget_task_status", aget_status)
+    monkeypatch.setattr(CambHook, "get_task_status", blocking)
     monkeypatch.setattr(asyncio, "to_thread", blocking)
 
     events_of(make_trigger(camb_task_ids=["t1"]))
@@ -257,7 +259,7 @@ def test_many_tasks_are_polled_with_bounded_concurrency(monkeypatch):
     in_flight = 0
     peak = 0
 
-    async def aget_status(_hook: CambHook, task_id: str) -> Any:
+    async def aget_status(_hook: CambHook, task_id: str, kind: object = "tts") -> Any:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
@@ -265,7 +267,7 @@ def test_many_tasks_are_polled_with_bounded_concurrency(monkeypatch):
         in_flight -= 1
         return success(task_id, int(task_id[1:]) + 1)
 
-    monkeypatch.setattr(CambHook, "aget_tts_task_status", aget_status)
+    monkeypatch.setattr(CambHook, "aget_task_status", aget_status)
     ids = [f"t{n}" for n in range(300)]
 
     (event,) = events_of(make_trigger(camb_task_ids=ids, max_concurrent_requests=4))
@@ -277,11 +279,11 @@ def test_many_tasks_are_polled_with_bounded_concurrency(monkeypatch):
 def test_the_first_poll_waits_until_first_poll_at(monkeypatch):
     asked: list[float] = []
 
-    async def aget_status(_hook: CambHook, task_id: str) -> Any:
+    async def aget_status(_hook: CambHook, task_id: str, kind: object = "tts") -> Any:
         asked.append(time.time())
         return success(task_id, 11)
 
-    monkeypatch.setattr(CambHook, "aget_tts_task_status", aget_status)
+    monkeypatch.setattr(CambHook, "aget_task_status", aget_status)
     start = time.time()
 
     events_of(make_trigger(camb_task_ids=["t1"], first_poll_at=start + 0.3))
@@ -307,7 +309,7 @@ def test_an_outage_stops_a_poll_of_many_tasks_at_its_first_failed_request(monkey
 def test_a_slow_poll_is_cancelled_at_the_deadline(monkeypatch):
     cancelled: list[str] = []
 
-    async def aget_status(_hook: CambHook, task_id: str) -> Any:
+    async def aget_status(_hook: CambHook, task_id: str, kind: object = "tts") -> Any:
         try:
             await asyncio.sleep(30)  # an API that takes its time
         except asyncio.CancelledError:
@@ -315,7 +317,7 @@ def test_a_slow_poll_is_cancelled_at_the_deadline(monkeypatch):
             raise
         return success(task_id, 11)
 
-    monkeypatch.setattr(CambHook, "aget_tts_task_status", aget_status)
+    monkeypatch.setattr(CambHook, "aget_task_status", aget_status)
     started = time.monotonic()
 
     (event,) = events_of(make_trigger(end_time=time.time() + 0.3))
