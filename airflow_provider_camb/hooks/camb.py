@@ -489,6 +489,17 @@ class CambHook(BaseHook):
     def create_tts_task(self, payload: dict[str, Any]) -> str:
         """Create one (billed) TTS task with the legacy ``POST /tts``; return its ``task_id``.
 
+        The TTS case of :meth:`create_task`; see there for when it is sent again.
+
+        :param payload: the JSON body: ``text``, ``voice_id``, ``language`` (an int language ID)
+            and optionally ``gender``, ``age``, ``folder_id``, ``project_name``,
+            ``project_description`` (validated already).
+        """
+        return self.create_task(payload, "tts")
+
+    def create_task(self, payload: dict[str, Any], kind: str | ResultKind = "tts") -> str:
+        """Create one (billed) task of any kind (``POST /tts``, ``/dub``, ``/translate``...).
+
         Sent again only when the API certainly did not take it: the connection could not be
         opened (refused, DNS, connect timeout) or the answer was 429 (after its ``Retry-After``),
         up to the connection's ``max_retries``. Once the body may have reached the server, a lost
@@ -496,9 +507,9 @@ class CambHook(BaseHook):
         :class:`~airflow_provider_camb.exceptions.CambTaskMayExistError` instead of a retry that
         could create the task twice.
 
-        :param payload: the JSON body: ``text``, ``voice_id``, ``language`` (an int language ID)
-            and optionally ``gender``, ``age``, ``folder_id``, ``project_name``,
-            ``project_description`` (validated already).
+        :param payload: the JSON body as the kind's create endpoint documents it (for TTS:
+            ``text``, ``voice_id``, ``language`` as an int language ID...).
+        :param kind: the task's kind.
         :raises CambTaskMayExistError: the task may exist; it was not asked for again.
         :raises CambAPIError: the API refused (4xx, ``CambAuthError`` for 401/403), kept
             answering 429, or could not be reached at all: no task was created.
@@ -507,13 +518,21 @@ class CambHook(BaseHook):
 
         from airflow_provider_camb.exceptions import CambTaskMayExistError
 
+        resolved = _kind(kind)
         settings = self.settings
         session = self.get_conn()
-        url = f"{settings.base_url}/tts"
-        endpoint = "POST /tts"
+        url = f"{settings.base_url}{resolved.create_path}"
+        endpoint = f"POST {resolved.create_path}"
         retries = settings.max_retries
         seconds = settings.timeout
-        text = str(payload.get("text", ""))
+        # What the error names: the text of a TTS task, the source of the others.
+        text = str(
+            payload.get("text")
+            or payload.get("video_url")
+            or payload.get("prompt")
+            or payload.get("texts")
+            or ""
+        )
 
         def never_sent(error: BaseException) -> bool:
             # requests' ConnectTimeout, or a ConnectionError whose urllib3 reason is a failure to

@@ -18,7 +18,9 @@ DAG_IDS = sorted(dag_id for path in EXAMPLES for dag_id in [path.stem, *EXTRA_DA
 def test_the_examples_folder_is_what_the_docs_promise():
     assert [path.stem for path in EXAMPLES] == [
         "example_camb_bulk_tts_results",
+        "example_camb_dubbing",
         "example_camb_text_to_speech",
+        "example_camb_translation",
         "example_camb_tts_sensor",
         "example_camb_tts_to_storage",
     ]
