@@ -7,7 +7,7 @@ None of them ever holds the API key.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -59,26 +59,30 @@ def _rebuild_api_error(
 
 
 class CambRunsMissingError(CambError):
-    """Some requested run IDs came back without an audio URL.
+    """Some requested run IDs came back without an audio URL (or, for other kinds, a result).
 
-    Nothing is dropped silently: the URLs that did arrive travel with the error, so a caller can
-    still deliver them.
+    Nothing is dropped silently: the URLs (results) that did arrive travel with the error, so a
+    caller can still deliver them.
 
-    :param urls: ``run_id -> URL`` for every run that was delivered, in request order.
+    :param urls: ``run_id -> URL`` (or result) for every run that was delivered, in request order.
     :param missing: ``run_id -> reason`` for every run that was not (reason ``None`` when the API
         gave none).
+    :param what: what a run should have come back with, for the message.
     """
 
-    def __init__(self, urls: Mapping[int, str], missing: Mapping[int, str | None]) -> None:
+    def __init__(
+        self, urls: Mapping[int, Any], missing: Mapping[int, str | None], what: str = "audio URL"
+    ) -> None:
         self.urls = dict(urls)
         self.missing = dict(missing)
+        self.what = what
         super().__init__(
-            f"Camb.ai returned no audio URL for {len(self.missing)} of "
+            f"Camb.ai returned no {what} for {len(self.missing)} of "
             f"{len(self.urls) + len(self.missing)} run IDs: {describe_missing(self.missing)}"
         )
 
-    def __reduce__(self) -> tuple[type, tuple[dict[int, str], dict[int, str | None]]]:
-        return (type(self), (self.urls, self.missing))
+    def __reduce__(self) -> tuple[type, tuple[dict[int, Any], dict[int, str | None], str]]:
+        return (type(self), (self.urls, self.missing, self.what))
 
 
 def describe_missing(missing: Mapping[int, str | None]) -> str:

@@ -394,7 +394,9 @@ class CambHook(BaseHook):
         ordered = {run_id: results[run_id] for run_id in ids if run_id in results}
         if missing:
             raise CambRunsMissingError(
-                ordered, {run_id: missing[run_id] for run_id in ids if run_id in missing}
+                ordered,
+                {run_id: missing[run_id] for run_id in ids if run_id in missing},
+                "audio URL" if resolved is TTS else f"{resolved.name} result",
             )
         return ordered
 
