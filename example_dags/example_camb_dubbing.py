@@ -8,6 +8,7 @@ from airflow.sdk import DAG, Param, task
 
 from airflow_provider_camb.operators.camb import CambBulkResultsOperator
 from airflow_provider_camb.sensors.camb import CambTaskSensor
+from airflow_provider_camb.transfers.camb_to_storage import CambTTSToStorageOperator
 
 DOC_MD = """
 ### Camb.ai dubbing into storage
@@ -77,4 +78,13 @@ with DAG(
         result_kind="dubbing",
         run_ids=wait_for_dubs.output,
     )
+
+    store_dubs = CambTTSToStorageOperator(
+        task_id="store_dubs",
+        result_kind="dubbing",
+        urls=fetch_dubs.output,
+        destination="{{ params.destination }}",
+        # Every file of every result: <run_id>_audio_url.flac, <run_id>_video_url.mp4
+    )
+    # return_value: {"<run_id>": {"audio_url": "<destination URI>", "video_url": "<destination URI>"}}
     # [END howto_operator_camb_dubbing]

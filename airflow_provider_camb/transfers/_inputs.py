@@ -5,11 +5,16 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from airflow_provider_camb.redaction import redact_url
 from airflow_provider_camb.rendered_lists import materialise
+from airflow_provider_camb.result_values import result_urls
 from airflow_provider_camb.run_ids import InvalidRunIdsError, normalise_run_ids
+
+if TYPE_CHECKING:
+    from airflow_provider_camb.result_kinds import ResultKind
 
 
 class InvalidTransferInputError(ValueError):
@@ -65,6 +70,41 @@ def parse_urls(value: object) -> dict[int, str]:
             problems.append(f"run {run_id} has two different URLs")
             continue
         urls[run_id] = checked
+    if problems:
+        raise InvalidTransferInputError("invalid urls: " + "; ".join(problems))
+    return urls
+
+
+def parse_result_urls(value: object, kind: ResultKind) -> dict[tuple[int, str], str]:
+    """Turn the ``urls`` argument of a kind other than TTS into ``(run_id, field) -> URL``.
+
+    Accepts ``CambBulkResultsOperator``'s output ``{"<run_id>": <result>}`` in the same forms as
+    :func:`parse_urls`; every URL of a result is taken, as ``result_urls`` names it.
+
+    :raises InvalidTransferInputError: naming every bad entry at once.
+    """
+    urls: dict[tuple[int, str], str] = {}
+    problems: list[str] = []
+    for key, result in _entries(value):
+        try:
+            (run_id,) = normalise_run_ids([key])
+        except InvalidRunIdsError:
+            problems.append(f"{key!r} is not a run ID (a positive integer)")
+            continue
+        fields = result_urls(kind, result)
+        if not fields:
+            problems.append(f"run {run_id}: its {kind.name} result has no URL")
+            continue
+        for field, url in fields.items():
+            try:
+                checked = check_download_url(url)
+            except InvalidTransferInputError as err:
+                problems.append(f"run {run_id} {field}: {err}")
+                continue
+            if urls.get((run_id, field), checked) != checked:
+                problems.append(f"run {run_id} has two different {field}s")
+                continue
+            urls[run_id, field] = checked
     if problems:
         raise InvalidTransferInputError("invalid urls: " + "; ".join(problems))
     return urls

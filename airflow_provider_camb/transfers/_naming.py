@@ -13,10 +13,17 @@ from urllib.parse import unquote, urlsplit
 
 DEFAULT_EXT = "flac"
 DEFAULT_FILENAME_TEMPLATE = "{run_id}.{ext}"
+#: Kinds other than TTS carry several files per run (dubbed audio and video, two stems...).
+DEFAULT_FIELD_FILENAME_TEMPLATE = "{run_id}_{field}.{ext}"
 ALLOWED_FIELDS = frozenset({"run_id", "ext"})
 
 #: Extensions we trust when they appear at the end of a URL path.
 AUDIO_EXTENSIONS = frozenset({"flac", "wav", "mp3", "aac", "m4a", "ogg", "opus", "webm", "pcm"})
+#: The other files results carry: a dubbed video, a story's dialogue. An allow-list on purpose:
+#: nothing executable (``exe``, ``sh``, ``html``...) ever becomes a name's extension.
+OTHER_EXTENSIONS = frozenset({"mp4", "json"})
+#: Every extension a file name may end with.
+KNOWN_EXTENSIONS = AUDIO_EXTENSIONS | OTHER_EXTENSIONS
 
 _CONTENT_TYPE_EXT = {
     "audio/flac": "flac",
@@ -34,6 +41,8 @@ _CONTENT_TYPE_EXT = {
     "audio/ogg": "ogg",
     "audio/opus": "opus",
     "audio/webm": "webm",
+    "video/mp4": "mp4",
+    "application/json": "json",
 }
 
 # A file-name segment: letters, digits and a few punctuation marks, not starting with a dot.
@@ -45,15 +54,15 @@ class InvalidFilenameTemplateError(ValueError):
 
 
 def sanitise_ext(value: str | None) -> str | None:
-    """A lower-case audio extension we know, or ``None`` (never a path piece)."""
+    """A lower-case extension we know (audio, ``mp4``, ``json``), or ``None`` (never a path piece)."""
     if not value:
         return None
     ext = value.strip().lower().lstrip(".")
-    return ext if ext in AUDIO_EXTENSIONS else None
+    return ext if ext in KNOWN_EXTENSIONS else None
 
 
 def ext_from_url(url: str) -> str | None:
-    """The extension of the last segment of the URL path, if it is a known audio extension."""
+    """The extension of the last segment of the URL path, if it is a known extension."""
     try:
         path = unquote(urlsplit(url).path)
     except ValueError:
@@ -77,14 +86,22 @@ def choose_ext(url: str, content_type: str | None = None) -> str:
     return ext_from_url(url) or ext_from_content_type(content_type) or DEFAULT_EXT
 
 
-def validate_filename_template(template: str, *, key_field: str = "run_id", sample_key: object = 1) -> str:
+def validate_filename_template(
+    template: str,
+    *,
+    key_field: str = "run_id",
+    sample_key: object = 1,
+    extra_fields: tuple[str, ...] = (),
+) -> str:
     """Check a ``filename_template`` once, when the operator is built.
 
-    Only ``{<key_field>}`` and ``{ext}`` are allowed (no format specs, no attribute access); ``/``
-    may make sub-folders, but no segment may be empty, ``.``/``..``, hidden, or absolute.
+    Only ``{<key_field>}``, ``{ext}`` and ``extra_fields`` are allowed (no format specs, no
+    attribute access); ``/`` may make sub-folders, but no segment may be empty, ``.``/``..``,
+    hidden, or absolute.
 
     :param key_field: the field that tells files apart: ``run_id`` (transfer) or ``name`` (texts).
     :param sample_key: a harmless value of that field to render the template with.
+    :param extra_fields: further required fields, e.g. ``("field",)`` (rendered as ``audio_url``).
     :raises InvalidFilenameTemplateError: with the reason.
     """
     if not isinstance(template, str) or not template.strip():
@@ -97,9 +114,10 @@ def validate_filename_template(template: str, *, key_field: str = "run_id", samp
     for _, field, spec, conversion in parsed:
         if field is None:
             continue
-        if field not in (key_field, "ext") or spec or conversion:
+        if field not in (key_field, "ext", *extra_fields) or spec or conversion:
+            allowed = ", ".join(f"{{{name}}}" for name in (key_field, *extra_fields))
             raise InvalidFilenameTemplateError(
-                f"filename_template {template!r} may only use {{{key_field}}} and {{ext}}, found {{{field}}}"
+                f"filename_template {template!r} may only use {allowed} and {{ext}}, found {{{field}}}"
             )
         fields.add(field)
     if key_field not in fields:
@@ -107,10 +125,15 @@ def validate_filename_template(template: str, *, key_field: str = "run_id", samp
             f"filename_template {template!r} must contain {{{key_field}}}, or every file would get the "
             "same name"
         )
+    for name in extra_fields:
+        if name not in fields:
+            raise InvalidFilenameTemplateError(
+                f"filename_template {template!r} must contain {{{name}}}, or the files of one run "
+                "would get the same name"
+            )
     # Render with harmless stand-ins: a template that is unsafe with them is unsafe with any.
-    check_relative_name(
-        template.format(**{key_field: sample_key, "ext": DEFAULT_EXT}), what="filename_template"
-    )
+    samples = {key_field: sample_key, "ext": DEFAULT_EXT, **dict.fromkeys(extra_fields, "audio_url")}
+    check_relative_name(template.format(**samples), what="filename_template")
     return template
 
 
@@ -118,6 +141,17 @@ def render_filename(template: str, run_id: int, ext: str) -> str:
     """The relative file name of one run: the template filled with a sanitised extension."""
     safe_ext = sanitise_ext(ext) or DEFAULT_EXT
     return check_relative_name(template.format(run_id=int(run_id), ext=safe_ext), what="file name")
+
+
+def render_field_filename(template: str, run_id: int, field: str, ext: str) -> str:
+    """The relative file name of one file of a run (``field`` as ``result_urls`` names it).
+
+    :raises InvalidFilenameTemplateError: if the result is not a safe relative path.
+    """
+    safe_ext = sanitise_ext(ext) or DEFAULT_EXT
+    return check_relative_name(
+        template.format(run_id=int(run_id), field=field, ext=safe_ext), what="file name"
+    )
 
 
 def render_text_filename(template: str, name: str, ext: str) -> str:

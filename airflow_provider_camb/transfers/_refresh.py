@@ -5,6 +5,9 @@ need a fresh one tend to ask at the same moment. One of them (the leader) gather
 that arrives while it waits a moment and while its call is in flight, and sends them together
 through ``POST /tts-results``: ``ceil(k / 5)`` calls for ``k`` runs instead of ``k`` single
 calls one after the other.
+
+Requests are keyed: by run ID for TTS (one file per run), by ``(run ID, field)`` for the kinds
+whose results carry several URLs (:func:`kind_fetcher`); a batch asks for each run once.
 """
 
 from __future__ import annotations
@@ -12,16 +15,19 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_camb.exceptions import CambRunsMissingError
+from airflow_provider_camb.result_values import result_urls
 from airflow_provider_camb.transfers._download import PermanentDownloadError
 from airflow_provider_camb.transfers._inputs import InvalidTransferInputError, check_download_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Hashable, Iterable
 
     from airflow_provider_camb.hooks.camb import CambHook
+    from airflow_provider_camb.result_kinds import ResultKind
+
 
 #: How an unusable fresh URL is described; callers tell it apart from a run the API lacks.
 UNUSABLE_URL = "Camb.ai returned an unusable URL"
@@ -32,17 +38,26 @@ class BatchedUrlRefresher:
 
     :param hook: returns the Camb.ai hook (built on first use, never in ``__init__``).
     :param gather_seconds: how long the leader waits for other threads before calling the API.
+    :param fetch: answers one batch of keys (see :func:`kind_fetcher`); TTS run IDs when
+        ``None``.
     """
 
-    def __init__(self, hook: Callable[[], CambHook], gather_seconds: float = 0.05) -> None:
+    def __init__(
+        self,
+        hook: Callable[[], CambHook],
+        gather_seconds: float = 0.05,
+        fetch: Callable[[list[Any]], dict[Any, str | Exception]] | None = None,
+    ) -> None:
         self._hook = hook
         self._gather_seconds = gather_seconds
+        self._fetch_batch = fetch
         self._lock = threading.Lock()
-        self._waiting: dict[int, Future[str]] = {}
+        self._waiting: dict[Hashable, Future[str]] = {}
         self._leading = False
 
-    def refresh(self, run_id: int) -> str:
-        """A fresh, checked download URL for ``run_id``; blocks until the batch is answered.
+    def refresh(self, run_id: Hashable) -> str:
+        """A fresh, checked download URL for ``run_id`` (or a ``(run ID, field)`` key); blocks
+        until the batch is answered.
 
         :raises CambRunsMissingError: the API served no URL for this run.
         :raises PermanentDownloadError: the API served an unusable URL.
@@ -57,25 +72,25 @@ class BatchedUrlRefresher:
             self._lead()
         return future.result()
 
-    def refresh_many(self, run_ids: Iterable[int]) -> tuple[dict[int, str], dict[int, str | None]]:
+    def refresh_many(self, run_ids: Iterable[Any]) -> tuple[dict[Any, str], dict[Any, str | None]]:
         """``(fresh URLs, reasons for the runs without one)`` in one batch, from the calling thread.
 
-        :param run_ids: the runs whose URLs expired.
+        :param run_ids: the runs (or keys) whose URLs expired.
         """
-        fresh: dict[int, str] = {}
-        lost: dict[int, str | None] = {}
+        fresh: dict[Any, str] = {}
+        lost: dict[Any, str | None] = {}
         for run_id, outcome in self._fetch(list(run_ids)).items():
             if isinstance(outcome, str):
                 fresh[run_id] = outcome
             elif isinstance(outcome, CambRunsMissingError):
-                lost[run_id] = outcome.missing.get(run_id)
+                lost[run_id] = next(iter(outcome.missing.values()), None)
             else:
                 lost[run_id] = str(outcome)
         return fresh, lost
 
     def _lead(self) -> None:
         """Answer batches until nobody waits; a waiter that arrives meanwhile joins the next one."""
-        batch: dict[int, Future[str]] = {}
+        batch: dict[Hashable, Future[str]] = {}
         try:
             time.sleep(self._gather_seconds)
             while True:
@@ -103,8 +118,13 @@ class BatchedUrlRefresher:
             if not isinstance(err, Exception):
                 raise
 
-    def _fetch(self, run_ids: list[int]) -> dict[int, str | Exception]:
-        """One URL or one error per run, through the hook's chunked bulk call."""
+    def _fetch(self, keys: list[Any]) -> dict[Any, str | Exception]:
+        """One URL or one error per key, through the hook's chunked bulk call."""
+        if self._fetch_batch is not None:
+            return self._fetch_batch(keys)
+        return self._fetch_tts(keys)
+
+    def _fetch_tts(self, run_ids: list[int]) -> dict[int, str | Exception]:
         try:
             urls = self._hook().get_tts_results(run_ids)
             missing: dict[int, str | None] = {}
@@ -120,3 +140,41 @@ class BatchedUrlRefresher:
             except InvalidTransferInputError as err:
                 outcomes[run_id] = PermanentDownloadError(f"{UNUSABLE_URL}: {err}")
         return outcomes
+
+
+def kind_fetcher(
+    hook: Callable[[], CambHook], kind: ResultKind
+) -> Callable[[list[tuple[int, str]]], dict[tuple[int, str], str | Exception]]:
+    """A batch fetcher for ``(run ID, field)`` keys of ``kind``: each run asked for once, through
+    ``get_bulk_results`` (``ceil(k / 5)`` calls for ``k`` runs), the field's URL picked by
+    ``result_urls``.
+
+    :param hook: returns the Camb.ai hook.
+    :param kind: the runs' kind.
+    """
+
+    def fetch(keys: list[tuple[int, str]]) -> dict[tuple[int, str], str | Exception]:
+        run_ids = list(dict.fromkeys(run_id for run_id, _ in keys))
+        try:
+            results = hook().get_bulk_results(kind, run_ids)
+            missing: dict[int, str | None] = {}
+        except CambRunsMissingError as err:
+            results, missing = err.urls, err.missing
+        outcomes: dict[tuple[int, str], str | Exception] = {}
+        for run_id, field in keys:
+            if run_id not in results:
+                outcomes[run_id, field] = CambRunsMissingError({}, {run_id: missing.get(run_id)})
+                continue
+            url = result_urls(kind, results[run_id]).get(field)
+            if url is None:
+                outcomes[run_id, field] = PermanentDownloadError(
+                    f"{UNUSABLE_URL}: the fresh {kind.name} result of run {run_id} has no {field}"
+                )
+                continue
+            try:
+                outcomes[run_id, field] = check_download_url(url)
+            except InvalidTransferInputError as err:
+                outcomes[run_id, field] = PermanentDownloadError(f"{UNUSABLE_URL}: {err}")
+        return outcomes
+
+    return fetch

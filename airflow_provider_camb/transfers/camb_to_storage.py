@@ -18,6 +18,8 @@ from airflow_provider_camb.exceptions import (
 )
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.redaction import redact_url
+from airflow_provider_camb.result_kinds import result_kind as result_kind_of
+from airflow_provider_camb.result_values import result_urls
 from airflow_provider_camb.run_ids import InvalidRunIdsError, normalise_run_ids
 from airflow_provider_camb.transfers._destination import InvalidDestinationError, resolve_destination, uri_of
 from airflow_provider_camb.transfers._download import (
@@ -34,18 +36,21 @@ from airflow_provider_camb.transfers._download import (
 from airflow_provider_camb.transfers._inputs import (
     InvalidTransferInputError,
     check_download_url,
+    parse_result_urls,
     parse_urls,
 )
 from airflow_provider_camb.transfers._naming import (
+    DEFAULT_FIELD_FILENAME_TEMPLATE,
     DEFAULT_FILENAME_TEMPLATE,
     choose_ext,
     ext_from_url,
     is_inside,
+    render_field_filename,
     render_filename,
     validate_filename_template,
 )
 from airflow_provider_camb.transfers._progress import ProgressReporter
-from airflow_provider_camb.transfers._refresh import UNUSABLE_URL, BatchedUrlRefresher
+from airflow_provider_camb.transfers._refresh import UNUSABLE_URL, BatchedUrlRefresher, kind_fetcher
 from airflow_provider_camb.transfers._sinks import (
     S3_UPLOAD_CONCURRENCY,
     S3Clients,
@@ -67,6 +72,27 @@ if TYPE_CHECKING:
 #: Files in flight by default: 8 keeps a 20 ms first-byte latency from dominating many small
 #: files (4 workers capped the speed-up at 4x), and stays below requests' and boto3's pool of 10.
 DEFAULT_MAX_CONCURRENCY = 8
+
+#: What one file is keyed by: its run ID for TTS, ``(run ID, field)`` for the other kinds.
+FileKey = Any
+
+
+def _run_of(key: FileKey) -> int:
+    return key[0] if isinstance(key, tuple) else int(key)
+
+
+def _label(key: FileKey) -> str:
+    return f"Run {key[0]} {key[1]}" if isinstance(key, tuple) else f"Run {key}"
+
+
+def _by_run(reasons: dict[FileKey, str]) -> dict[int, str]:
+    """File reasons as run reasons (``"video_url: <reason>; ..."`` when a run has several files)."""
+    merged: dict[int, list[str]] = {}
+    for key, reason in reasons.items():
+        merged.setdefault(_run_of(key), []).append(
+            f"{key[1]}: {reason}" if isinstance(key, tuple) else reason
+        )
+    return {run_id: "; ".join(parts) for run_id, parts in merged.items()}
 
 
 @dataclass(frozen=True)
@@ -98,8 +124,14 @@ class CambTTSToStorageOperator(BaseOperator):
     :param destination_conn_id: the storage connection (e.g. an AWS connection for ``s3://``).
         (templated)
     :param filename_template: the file name inside ``destination``; only ``{run_id}`` and
-        ``{ext}`` (from the URL path or ``Content-Type``, ``flac`` when unknown); ``/`` makes
-        sub-folders.
+        ``{ext}`` (from the URL path or ``Content-Type``, ``flac`` when unknown), plus ``{field}``
+        (required) for kinds other than ``tts``; ``/`` makes sub-folders. Default
+        ``{run_id}.{ext}`` for ``tts``, ``{run_id}_{field}.{ext}`` for the others.
+    :param result_kind: the runs' kind: ``tts`` (default), ``dubbing``, ``text_to_sound``,
+        ``audio_separation`` or ``stories`` (``translation`` and ``transcription`` have no files).
+        For a kind other than ``tts`` every URL a result carries is copied (``result_urls``
+        names them: ``audio_url``, ``video_url``, ``<lang>_audio_url``, ``foreground_audio_url``...),
+        and ``urls`` takes ``CambBulkResultsOperator``'s output ``{"<run_id>": <result>}``.
     :param overwrite: ``False`` (default) skips a file that already exists with the size the
         storage host reports, without downloading it; ``True`` always downloads and replaces.
     :param max_concurrency: files in flight at once (default 8). Downloads mostly wait on the
@@ -110,7 +142,9 @@ class CambTTSToStorageOperator(BaseOperator):
         that has not finished yet may be served later) when the API cannot serve some run IDs,
         after delivering the others; ``False`` logs a warning and
         returns what was delivered. Downloads that fail after all retries always fail the task.
-    :return: ``{"<run_id>": "<destination URI>"}``; sizes go to XCom key ``camb_file_sizes``.
+    :return: ``{"<run_id>": "<destination URI>"}`` (for kinds other than ``tts``:
+        ``{"<run_id>": {"<field>": "<destination URI>"}}``); sizes go to XCom key
+        ``camb_file_sizes``, in the same shape.
     """
 
     template_fields: Sequence[str] = ("destination", "destination_conn_id", "run_ids", "urls")
@@ -129,13 +163,21 @@ class CambTTSToStorageOperator(BaseOperator):
         urls: Any = None,
         camb_conn_id: str = CambHook.default_conn_name,
         destination_conn_id: str | None = None,
-        filename_template: str = DEFAULT_FILENAME_TEMPLATE,
+        filename_template: str | None = None,
         overwrite: bool = False,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         fail_on_missing: bool = True,
+        result_kind: str = "tts",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        kind = result_kind_of(result_kind)
+        if not kind.url_fields:
+            raise ValueError(
+                f"CambTTSToStorageOperator copies files, and {kind.name} results have none (they are "
+                "text): use CambBulkResultsOperator to fetch them. result_kind must be one of tts, "
+                "dubbing, text_to_sound, audio_separation, stories."
+            )
         if (run_ids is None) == (urls is None):
             raise ValueError(
                 "CambTTSToStorageOperator needs exactly one of run_ids (the operator fetches the URLs) "
@@ -149,7 +191,16 @@ class CambTTSToStorageOperator(BaseOperator):
         self.urls = urls
         self.camb_conn_id = camb_conn_id
         self.destination_conn_id = destination_conn_id
-        self.filename_template = validate_filename_template(filename_template)
+        self.result_kind = kind.name
+        if kind.name == "tts":
+            self.filename_template = validate_filename_template(
+                DEFAULT_FILENAME_TEMPLATE if filename_template is None else filename_template
+            )
+        else:
+            self.filename_template = validate_filename_template(
+                DEFAULT_FIELD_FILENAME_TEMPLATE if filename_template is None else filename_template,
+                extra_fields=("field",),
+            )
         self.overwrite = overwrite
         self.max_concurrency = max_concurrency
         self.fail_on_missing = fail_on_missing
@@ -158,13 +209,17 @@ class CambTTSToStorageOperator(BaseOperator):
         self._hook: CambHook | None = None
         self._stop: threading.Event | None = None
         self._refresher: BatchedUrlRefresher | None = None
-        self._delivered: dict[int, _Delivered] = {}
+        self._delivered: dict[FileKey, _Delivered] = {}
 
     # -- execute ----------------------------------------------------------------------------
 
-    def execute(self, context: Context) -> dict[str, str]:
+    def execute(self, context: Context) -> dict[str, Any]:
         self._stop = threading.Event()
-        self._refresher = BatchedUrlRefresher(lambda: self.hook)
+        if self.result_kind == "tts":
+            self._refresher = BatchedUrlRefresher(lambda: self.hook)
+        else:
+            fetch = kind_fetcher(lambda: self.hook, result_kind_of(self.result_kind))
+            self._refresher = BatchedUrlRefresher(lambda: self.hook, fetch=fetch)
         self._delivered = {}
         try:
             return self._execute(context)
@@ -172,7 +227,7 @@ class CambTTSToStorageOperator(BaseOperator):
             if self._hook is not None:
                 self._hook.close()
 
-    def _execute(self, context: Context) -> dict[str, str]:
+    def _execute(self, context: Context) -> dict[str, Any]:
         folder = self._destination_folder()
         urls, missing, failed = self._resolve_urls()
         urls = self._refresh_expired(urls, missing, failed)
@@ -187,30 +242,41 @@ class CambTTSToStorageOperator(BaseOperator):
             )
             failed.update(self._transfer_all(folder, urls, missing))
         delivered = self._delivered
-        sizes = {str(run_id): item.size for run_id, item in delivered.items()}
-        result = {str(run_id): item.uri for run_id, item in delivered.items()}
+        sizes: dict[str, Any] = {}
+        result: dict[str, Any] = {}
+        for key, item in delivered.items():
+            if isinstance(key, tuple):
+                sizes.setdefault(str(key[0]), {})[key[1]] = item.size
+                result.setdefault(str(key[0]), {})[key[1]] = item.uri
+            else:
+                sizes[str(key)] = item.size
+                result[str(key)] = item.uri
         ti = context["ti"]
         ti.xcom_push(key=FILE_SIZES, value=sizes)
+        # Files of other kinds fail one by one; XCom and messages speak of runs.
+        failed_files = len(failed)
+        what = "audio files" if self.result_kind == "tts" else f"{self.result_kind} files"
+        failed = _by_run(failed)
         undelivered = {**missing, **failed}
         if undelivered:
             ti.xcom_push(key=MISSING_RUN_IDS, value={str(k): v for k, v in undelivered.items()})
         if failed:
             # Retryable: a re-run (overwrite=False) copies only what is still missing.
             raise AirflowException(
-                f"{len(failed)} of {len(undelivered) + len(delivered)} Camb.ai audio files could not be "
-                f"transferred to {uri_of(folder)}: {describe_missing(failed)}"
+                f"{failed_files} of {failed_files + len(missing) + len(delivered)} Camb.ai {what} could not "
+                f"be transferred to {uri_of(folder)}: {describe_missing(failed)}"
                 + (f". Not served by Camb.ai: {describe_missing(missing)}" if missing else "")
             )
         if missing:
             message = (
-                f"Camb.ai served no audio for {len(missing)} of {len(missing) + len(delivered)} run IDs: "
+                f"Camb.ai served no audio for {len(missing)} of {len(missing) + len(result)} run IDs: "
                 f"{describe_missing(missing)}"
             )
             if self.fail_on_missing:
                 # Retryable, like the bulk operator: the API answers the same for a run that does
                 # not exist and one that has not finished yet, and the second appears later.
                 raise AirflowException(
-                    f"{message}. The {len(delivered)} others were transferred (XCom {FILE_SIZES!r})."
+                    f"{message}. The {len(result)} others were transferred (XCom {FILE_SIZES!r})."
                 )
             self.log.warning("%s. Returning the %d files that were transferred.", message, len(delivered))
         return result
@@ -229,13 +295,15 @@ class CambTTSToStorageOperator(BaseOperator):
         except InvalidDestinationError as err:
             raise AirflowFailException(str(err)) from None
 
-    def _resolve_urls(self) -> tuple[dict[int, str], dict[int, str | None], dict[int, str]]:
+    def _resolve_urls(self) -> tuple[dict[FileKey, str], dict[int, str | None], dict[FileKey, str]]:
         """``(urls, missing, failed)``; invalid input fails here, before any download."""
         missing: dict[int, str | None] = {}
-        failed: dict[int, str] = {}
+        failed: dict[FileKey, str] = {}
+        if self.result_kind != "tts":
+            return self._resolve_result_urls()
         if self.urls is not None:
             try:
-                urls = parse_urls(self.urls)
+                urls: dict[FileKey, str] = dict(parse_urls(self.urls))
             except InvalidTransferInputError as err:
                 raise AirflowFailException(str(err)) from None
             if not urls:
@@ -260,9 +328,44 @@ class CambTTSToStorageOperator(BaseOperator):
                 failed[run_id] = f"Camb.ai returned an unusable URL: {err}"
         return urls, missing, failed
 
+    def _resolve_result_urls(self) -> tuple[dict[FileKey, str], dict[int, str | None], dict[FileKey, str]]:
+        """``_resolve_urls`` for kinds other than TTS: every URL of every result, by ``(run, field)``."""
+        kind = result_kind_of(self.result_kind)
+        missing: dict[int, str | None] = {}
+        failed: dict[FileKey, str] = {}
+        if self.urls is not None:
+            try:
+                urls: dict[FileKey, str] = dict(parse_result_urls(self.urls, kind))
+            except InvalidTransferInputError as err:
+                raise AirflowFailException(str(err)) from None
+            if not urls:
+                self.log.warning("urls is empty: nothing to transfer.")
+            return urls, missing, failed
+        try:
+            run_ids = normalise_run_ids(self.run_ids)
+        except InvalidRunIdsError as err:
+            raise AirflowFailException(str(err)) from None
+        try:
+            results = self.hook.get_bulk_results(kind, run_ids)
+        except CambRunsMissingError as err:
+            results, missing = err.urls, dict(err.missing)
+        except (CambAuthError, CambConnectionConfigError) as err:
+            raise AirflowFailException(str(err)) from err
+        urls = {}
+        for run_id, value in results.items():
+            fields = result_urls(kind, value)
+            if not fields:
+                missing[run_id] = f"its {kind.name} result has no URL"
+            for field, url in fields.items():
+                try:
+                    urls[run_id, field] = check_download_url(url)
+                except InvalidTransferInputError as err:
+                    failed[run_id, field] = f"Camb.ai returned an unusable URL: {err}"
+        return urls, missing, failed
+
     def _refresh_expired(
-        self, urls: dict[int, str], missing: dict[int, str | None], failed: dict[int, str]
-    ) -> dict[int, str]:
+        self, urls: dict[FileKey, str], missing: dict[int, str | None], failed: dict[FileKey, str]
+    ) -> dict[FileKey, str]:
         """Replace every URL that has expired already, in ``ceil(k / 5)`` bulk calls for ``k``."""
         expired = [run_id for run_id, url in urls.items() if is_expired(url)]
         if not expired:
@@ -279,7 +382,7 @@ class CambTTSToStorageOperator(BaseOperator):
             if isinstance(reason, str) and reason.startswith(UNUSABLE_URL):
                 failed[run_id] = reason
             else:
-                missing[run_id] = reason
+                missing[_run_of(run_id)] = reason
         return urls
 
     @property
@@ -291,9 +394,9 @@ class CambTTSToStorageOperator(BaseOperator):
     # -- transfer ---------------------------------------------------------------------------
 
     def _transfer_all(
-        self, folder: ObjectStoragePath, urls: dict[int, str], missing: dict[int, str | None]
-    ) -> dict[int, str]:
-        failed: dict[int, str] = {}
+        self, folder: ObjectStoragePath, urls: dict[FileKey, str], missing: dict[int, str | None]
+    ) -> dict[FileKey, str]:
+        failed: dict[FileKey, str] = {}
         progress = ProgressReporter(len(urls), self.log.info, interval=self.progress_interval)
         workers = min(self.max_concurrency, len(urls))
         # One HTTP connection per worker; on S3 each worker uploads up to two parts at once.
@@ -313,7 +416,7 @@ class CambTTSToStorageOperator(BaseOperator):
                 try:
                     self._delivered[run_id] = future.result()
                 except CambRunsMissingError as err:
-                    missing.update(err.missing or {run_id: None})
+                    missing.update(err.missing or {_run_of(run_id): None})
                 except (TransientDownloadError, PermanentDownloadError) as err:
                     failed[run_id] = str(err)
                 except TransferCancelledError:
@@ -323,7 +426,9 @@ class CambTTSToStorageOperator(BaseOperator):
                 else:
                     progress.file_done(skipped=self._delivered[run_id].skipped)
                     continue
-                self.log.error("Run %s: not transferred: %s", run_id, failed.get(run_id) or missing[run_id])
+                self.log.error(
+                    "%s: not transferred: %s", _label(run_id), failed.get(run_id) or missing[_run_of(run_id)]
+                )
         except BaseException:
             # Task killed or timed out: let every thread abort its file and stop.
             if self._stop is not None:
@@ -340,7 +445,7 @@ class CambTTSToStorageOperator(BaseOperator):
 
     def _transfer_one(
         self,
-        run_id: int,
+        run_id: FileKey,
         url: str,
         folder: ObjectStoragePath,
         downloader: Downloader,
@@ -348,7 +453,7 @@ class CambTTSToStorageOperator(BaseOperator):
         recovery: Recovery,
         progress: ProgressReporter,
     ) -> _Delivered:
-        label = f"Run {run_id}"
+        label = _label(run_id)
         # Targets by extension: the existence check and the download usually agree on the
         # extension, and building an ObjectStoragePath costs more than the dict lookup.
         built: dict[str, ObjectStoragePath] = {}
@@ -415,13 +520,16 @@ class CambTTSToStorageOperator(BaseOperator):
         )
         return _Delivered(uri_of(target), int(info.size or 0), target, url, skipped=False)
 
-    def _refresh_url(self, run_id: int) -> str:
+    def _refresh_url(self, run_id: FileKey) -> str:
         # Threads that need a fresh URL at the same moment share bulk calls (ceil(k / 5) for k).
         assert self._refresher is not None
         return self._refresher.refresh(run_id)
 
-    def _target(self, folder: ObjectStoragePath, run_id: int, ext: str) -> ObjectStoragePath:
-        name = render_filename(self.filename_template, run_id, ext)
+    def _target(self, folder: ObjectStoragePath, run_id: FileKey, ext: str) -> ObjectStoragePath:
+        if isinstance(run_id, tuple):
+            name = render_field_filename(self.filename_template, run_id[0], run_id[1], ext)
+        else:
+            name = render_filename(self.filename_template, run_id, ext)
         target = folder / name
         if not is_inside(folder.path, target.path):
             raise PermanentDownloadError(f"file name {name!r} would land outside {uri_of(folder)}")

@@ -54,3 +54,11 @@ def test_the_dubbing_example_creates_waits_and_fetches_every_result(
     assert len(results) == 3
     assert all(result["audio_url"].startswith(camb_emulator.server_url) for result in results.values())
     assert [entry.json["video_url"] for entry in camb_emulator.requests("create_dubbing")] == videos
+    stored = dag_runner.xcom(dag_run, "store_dubs")
+    assert sorted(p.name for p in (tmp_path / "dubs").iterdir()) == sorted(
+        f"{run_id}_{field}.{ext}"
+        for run_id in results
+        for field, ext in (("audio_url", "flac"), ("video_url", "mp4"))
+    )
+    assert set(stored) == set(results)
+    assert all(set(files) == {"audio_url", "video_url"} for files in stored.values())
