@@ -7,7 +7,7 @@ through ``POST /tts-results``: ``ceil(k / 5)`` calls for ``k`` runs instead of `
 calls one after the other.
 
 Requests are keyed: by run ID for TTS (one file per run), by ``(run ID, field)`` for the kinds
-whose results carry several URLs (:func:`kind_fetcher`); a batch asks for each run once.
+whose results carry several URLs; :func:`kind_fetcher` answers both, asking for each run once.
 """
 
 from __future__ import annotations
@@ -36,21 +36,17 @@ UNUSABLE_URL = "Camb.ai returned an unusable URL"
 class BatchedUrlRefresher:
     """Hands out fresh URLs to many threads, batching the requests that arrive together.
 
-    :param hook: returns the Camb.ai hook (built on first use, never in ``__init__``).
+    :param fetch: answers one batch of keys, one URL or error each (see :func:`kind_fetcher`).
     :param gather_seconds: how long the leader waits for other threads before calling the API.
-    :param fetch: answers one batch of keys (see :func:`kind_fetcher`); TTS run IDs when
-        ``None``.
     """
 
     def __init__(
         self,
-        hook: Callable[[], CambHook],
+        fetch: Callable[[list[Any]], dict[Any, str | Exception]],
         gather_seconds: float = 0.05,
-        fetch: Callable[[list[Any]], dict[Any, str | Exception]] | None = None,
     ) -> None:
-        self._hook = hook
+        self._fetch = fetch
         self._gather_seconds = gather_seconds
-        self._fetch_batch = fetch
         self._lock = threading.Lock()
         self._waiting: dict[Hashable, Future[str]] = {}
         self._leading = False
@@ -118,63 +114,42 @@ class BatchedUrlRefresher:
             if not isinstance(err, Exception):
                 raise
 
-    def _fetch(self, keys: list[Any]) -> dict[Any, str | Exception]:
-        """One URL or one error per key, through the hook's chunked bulk call."""
-        if self._fetch_batch is not None:
-            return self._fetch_batch(keys)
-        return self._fetch_tts(keys)
-
-    def _fetch_tts(self, run_ids: list[int]) -> dict[int, str | Exception]:
-        try:
-            urls = self._hook().get_tts_results(run_ids)
-            missing: dict[int, str | None] = {}
-        except CambRunsMissingError as err:
-            urls, missing = err.urls, err.missing
-        outcomes: dict[int, str | Exception] = {}
-        for run_id in run_ids:
-            if run_id not in urls:
-                outcomes[run_id] = CambRunsMissingError({}, {run_id: missing.get(run_id)})
-                continue
-            try:
-                outcomes[run_id] = check_download_url(urls[run_id])
-            except InvalidTransferInputError as err:
-                outcomes[run_id] = PermanentDownloadError(f"{UNUSABLE_URL}: {err}")
-        return outcomes
-
 
 def kind_fetcher(
     hook: Callable[[], CambHook], kind: ResultKind
-) -> Callable[[list[tuple[int, str]]], dict[tuple[int, str], str | Exception]]:
-    """A batch fetcher for ``(run ID, field)`` keys of ``kind``: each run asked for once, through
-    ``get_bulk_results`` (``ceil(k / 5)`` calls for ``k`` runs), the field's URL picked by
-    ``result_urls``.
+) -> Callable[[list[Any]], dict[Any, str | Exception]]:
+    """A batch fetcher for keys of ``kind``: run IDs (TTS, whose result is one URL) or
+    ``(run ID, field)``; each run asked for once through ``get_bulk_results`` (``ceil(k / 5)``
+    calls for ``k`` runs), the field's URL picked by ``result_urls``.
 
     :param hook: returns the Camb.ai hook.
     :param kind: the runs' kind.
     """
 
-    def fetch(keys: list[tuple[int, str]]) -> dict[tuple[int, str], str | Exception]:
-        run_ids = list(dict.fromkeys(run_id for run_id, _ in keys))
+    def fetch(keys: list[Any]) -> dict[Any, str | Exception]:
+        # A TTS result is a URL, which result_urls names "output_url".
+        fields = {key: key if isinstance(key, tuple) else (key, "output_url") for key in keys}
+        run_ids = list(dict.fromkeys(run_id for run_id, _ in fields.values()))
         try:
             results = hook().get_bulk_results(kind, run_ids)
             missing: dict[int, str | None] = {}
         except CambRunsMissingError as err:
             results, missing = err.urls, err.missing
-        outcomes: dict[tuple[int, str], str | Exception] = {}
-        for run_id, field in keys:
+        outcomes: dict[Any, str | Exception] = {}
+        for key, (run_id, field) in fields.items():
             if run_id not in results:
-                outcomes[run_id, field] = CambRunsMissingError({}, {run_id: missing.get(run_id)})
+                outcomes[key] = CambRunsMissingError({}, {run_id: missing.get(run_id)})
                 continue
             url = result_urls(kind, results[run_id]).get(field)
             if url is None:
-                outcomes[run_id, field] = PermanentDownloadError(
+                outcomes[key] = PermanentDownloadError(
                     f"{UNUSABLE_URL}: the fresh {kind.name} result of run {run_id} has no {field}"
                 )
                 continue
             try:
-                outcomes[run_id, field] = check_download_url(url)
+                outcomes[key] = check_download_url(url)
             except InvalidTransferInputError as err:
-                outcomes[run_id, field] = PermanentDownloadError(f"{UNUSABLE_URL}: {err}")
+                outcomes[key] = PermanentDownloadError(f"{UNUSABLE_URL}: {err}")
         return outcomes
 
     return fetch

@@ -215,11 +215,9 @@ class CambTTSToStorageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         self._stop = threading.Event()
-        if self.result_kind == "tts":
-            self._refresher = BatchedUrlRefresher(lambda: self.hook)
-        else:
-            fetch = kind_fetcher(lambda: self.hook, result_kind_of(self.result_kind))
-            self._refresher = BatchedUrlRefresher(lambda: self.hook, fetch=fetch)
+        self._refresher = BatchedUrlRefresher(
+            kind_fetcher(lambda: self.hook, result_kind_of(self.result_kind))
+        )
         self._delivered = {}
         try:
             return self._execute(context)
@@ -296,46 +294,19 @@ class CambTTSToStorageOperator(BaseOperator):
             raise AirflowFailException(str(err)) from None
 
     def _resolve_urls(self) -> tuple[dict[FileKey, str], dict[int, str | None], dict[FileKey, str]]:
-        """``(urls, missing, failed)``; invalid input fails here, before any download."""
-        missing: dict[int, str | None] = {}
-        failed: dict[FileKey, str] = {}
-        if self.result_kind != "tts":
-            return self._resolve_result_urls()
-        if self.urls is not None:
-            try:
-                urls: dict[FileKey, str] = dict(parse_urls(self.urls))
-            except InvalidTransferInputError as err:
-                raise AirflowFailException(str(err)) from None
-            if not urls:
-                self.log.warning("urls is empty: nothing to transfer.")
-            return urls, missing, failed
-        try:
-            run_ids = normalise_run_ids(self.run_ids)
-        except InvalidRunIdsError as err:
-            raise AirflowFailException(str(err)) from None
-        try:
-            raw_urls = self.hook.get_tts_results(run_ids)
-        except CambRunsMissingError as err:
-            raw_urls, missing = err.urls, dict(err.missing)
-        except (CambAuthError, CambConnectionConfigError) as err:
-            # A rejected key or a connection without one stays wrong however often we retry.
-            raise AirflowFailException(str(err)) from err
-        urls = {}
-        for run_id, url in raw_urls.items():
-            try:
-                urls[run_id] = check_download_url(url)
-            except InvalidTransferInputError as err:
-                failed[run_id] = f"Camb.ai returned an unusable URL: {err}"
-        return urls, missing, failed
+        """``(urls, missing, failed)``; invalid input fails here, before any download.
 
-    def _resolve_result_urls(self) -> tuple[dict[FileKey, str], dict[int, str | None], dict[FileKey, str]]:
-        """``_resolve_urls`` for kinds other than TTS: every URL of every result, by ``(run, field)``."""
+        Keyed by run ID for TTS (one file per run), by ``(run ID, field)`` for the other kinds,
+        whose results carry every URL ``result_urls`` names.
+        """
         kind = result_kind_of(self.result_kind)
         missing: dict[int, str | None] = {}
         failed: dict[FileKey, str] = {}
         if self.urls is not None:
             try:
-                urls: dict[FileKey, str] = dict(parse_result_urls(self.urls, kind))
+                urls: dict[FileKey, str] = dict(
+                    parse_urls(self.urls) if kind.name == "tts" else parse_result_urls(self.urls, kind)
+                )
             except InvalidTransferInputError as err:
                 raise AirflowFailException(str(err)) from None
             if not urls:
@@ -350,6 +321,7 @@ class CambTTSToStorageOperator(BaseOperator):
         except CambRunsMissingError as err:
             results, missing = err.urls, dict(err.missing)
         except (CambAuthError, CambConnectionConfigError) as err:
+            # A rejected key or a connection without one stays wrong however often we retry.
             raise AirflowFailException(str(err)) from err
         urls = {}
         for run_id, value in results.items():
@@ -357,10 +329,11 @@ class CambTTSToStorageOperator(BaseOperator):
             if not fields:
                 missing[run_id] = f"its {kind.name} result has no URL"
             for field, url in fields.items():
+                key: FileKey = run_id if kind.name == "tts" else (run_id, field)
                 try:
-                    urls[run_id, field] = check_download_url(url)
+                    urls[key] = check_download_url(url)
                 except InvalidTransferInputError as err:
-                    failed[run_id, field] = f"Camb.ai returned an unusable URL: {err}"
+                    failed[key] = f"Camb.ai returned an unusable URL: {err}"
         return urls, missing, failed
 
     def _refresh_expired(
