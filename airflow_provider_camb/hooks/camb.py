@@ -469,11 +469,9 @@ class CambHook(BaseHook):
         # One budget for every way an attempt can fail (429, 5xx, no answer, a body cut short),
         # so the attempts never multiply: the request itself is sent without retries of its own.
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(retries + 1),
-            wait=WaitRetryAfterOrBackoff(),
-            retry=tenacity.retry_if_exception(_worth_another_stream),
-            before_sleep=lambda state: self._before_retry(state, "POST /tts-stream", retries),
-            reraise=True,
+            **self._retry_policy(
+                "POST /tts-stream", retries, retry=tenacity.retry_if_exception(_worth_another_stream)
+            ),
             sleep=type(self).retry_sleep,
         )
         for attempt in retrying:
@@ -552,14 +550,12 @@ class CambHook(BaseHook):
             return isinstance(reason, ConnectTimeoutError)
 
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(retries + 1),
-            wait=WaitRetryAfterOrBackoff(),
-            retry=(
-                tenacity.retry_if_exception(never_sent)
-                | tenacity.retry_if_result(lambda response: response.status_code == 429)
+            **self._retry_policy(
+                endpoint,
+                retries,
+                retry=tenacity.retry_if_exception(never_sent)
+                | tenacity.retry_if_result(lambda response: response.status_code == 429),
             ),
-            before_sleep=lambda state: self._before_retry(state, endpoint, retries),
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             sleep=type(self).retry_sleep,
         )
         try:
@@ -686,16 +682,25 @@ class CambHook(BaseHook):
         return response
 
     def _retry_policy(
-        self, endpoint: str, retries: int, transport_errors: tuple[type[BaseException], ...]
+        self,
+        endpoint: str,
+        retries: int,
+        transport_errors: tuple[type[BaseException], ...] = (),
+        *,
+        retry: tenacity.retry_base | None = None,
     ) -> dict[str, Any]:
-        """One retry policy for the blocking and the async calls: what is retried, how long apart.
+        """One retry policy for every call: how many attempts, how long apart, what is logged.
 
-        :param transport_errors: the client's "no answer" exceptions (requests' or httpx's).
+        :param transport_errors: the client's "no answer" exceptions (requests' or httpx's),
+            retried with the answers of :data:`RETRYABLE_STATUS_CODES`.
+        :param retry: what is retried instead, for calls with a stricter rule (a billed create,
+            a streamed body).
         """
         return {
             "stop": tenacity.stop_after_attempt(retries + 1),
             "wait": WaitRetryAfterOrBackoff(),
-            "retry": (
+            "retry": retry
+            or (
                 tenacity.retry_if_exception_type(transport_errors)
                 | tenacity.retry_if_result(lambda response: response.status_code in RETRYABLE_STATUS_CODES)
             ),
