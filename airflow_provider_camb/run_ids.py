@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from airflow_provider_camb.rendered_lists import materialise, split_rendered_list
+from airflow_provider_camb.rendered_lists import materialise, positive_int, split_rendered_list
 
 # POST /tts-results accepts 2 to 5 unique positive integers (RunIDsRequestPayload).
 MIN_BULK_CHUNK = 2
@@ -55,7 +55,7 @@ def normalise_run_ids(values: object) -> list[int]:
     run_ids: dict[int, None] = {}
     bad: list[object] = []
     for item in items:
-        run_id = _as_positive_int(item)
+        run_id = positive_int(item)
         if run_id is None:
             bad.append(item)
         else:
@@ -66,20 +66,6 @@ def normalise_run_ids(values: object) -> list[int]:
     if not run_ids:
         raise InvalidRunIdsError("No Camb.ai run IDs were given.")
     return list(run_ids)
-
-
-def _as_positive_int(value: object) -> int | None:
-    # bool is an int subclass, and True would silently become run 1.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value > 0 else None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isascii() and text.isdigit():
-            number = int(text)
-            return number if number > 0 else None
-    return None
 
 
 def plan_chunks(run_ids: list[int]) -> list[list[int]]:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_camb.rendered_lists import is_missing, positive_int
+
 #: The formats the provider can join into one file (the API streams a few more).
 OUTPUT_FORMATS = ("flac", "wav", "mp3")
 #: ``speech_model`` values the API accepts.
@@ -75,7 +77,7 @@ class TTSStreamRequest:
         :raises InvalidTTSRequestError: naming every bad argument.
         """
         problems: list[str] = []
-        voice = _positive_int(voice_id)
+        voice = positive_int(voice_id)
         if voice is None:
             problems.append(
                 f"voice_id must be a positive whole number (a Camb.ai voice ID), got {voice_id!r}"
@@ -91,12 +93,12 @@ class TTSStreamRequest:
             problems.append(
                 f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}"
             )
-        model = None if _is_missing(speech_model) else str(speech_model).strip()
+        model = None if is_missing(speech_model) else str(speech_model).strip()
         if model is not None and model not in SPEECH_MODELS:
             problems.append(f"speech_model must be one of {', '.join(SPEECH_MODELS)}, got {speech_model!r}")
         rate = None
-        if not _is_missing(sample_rate):
-            rate = _positive_int(sample_rate)
+        if not is_missing(sample_rate):
+            rate = positive_int(sample_rate)
             if rate is None or not SAMPLE_RATES[0] <= rate <= SAMPLE_RATES[1]:
                 problems.append(
                     f"sample_rate must be a whole number of Hz from {SAMPLE_RATES[0]} to {SAMPLE_RATES[1]}, "
@@ -104,7 +106,7 @@ class TTSStreamRequest:
                 )
         settings = _optional_mapping(voice_settings, "voice_settings", problems)
         options = _optional_mapping(inference_options, "inference_options", problems)
-        instructions = None if _is_missing(user_instructions) else user_instructions
+        instructions = None if is_missing(user_instructions) else user_instructions
         if instructions is not None and not isinstance(instructions, str):
             problems.append(f"user_instructions must be text, got {type(instructions).__name__}")
         elif instructions is not None:
@@ -117,9 +119,7 @@ class TTSStreamRequest:
             if model != INSTRUCT_MODEL:
                 problems.append(f"user_instructions only work with speech_model={INSTRUCT_MODEL!r}")
         enhance = (
-            None
-            if _is_missing(enhance_named_entities_pronunciation)
-            else enhance_named_entities_pronunciation
+            None if is_missing(enhance_named_entities_pronunciation) else enhance_named_entities_pronunciation
         )
         if isinstance(enhance, str) and enhance.strip().lower() in ("true", "false"):
             enhance = enhance.strip().lower() == "true"
@@ -189,25 +189,8 @@ def check_text(text: object) -> str:
     return text
 
 
-def _positive_int(value: object) -> int | None:
-    # bool is an int, and True would silently become voice 1.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value > 0 else None
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        number = int(value.strip())
-        return number if number > 0 else None
-    return None
-
-
-def _is_missing(value: object) -> bool:
-    """``None``, or what a template renders a missing value to (``""``, ``"None"``)."""
-    return value is None or (isinstance(value, str) and value.strip() in ("", "None"))
-
-
 def _optional_mapping(value: object, name: str, problems: list[str]) -> dict[str, Any] | None:
-    if _is_missing(value):
+    if is_missing(value):
         return None
     if isinstance(value, str):
         try:

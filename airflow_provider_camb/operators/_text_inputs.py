@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ast
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-from airflow_provider_camb.rendered_lists import materialise
+from airflow_provider_camb.rendered_lists import mapping_entries, parse_rendered_literal
 from airflow_provider_camb.tts_request import MIN_TEXT_CHARS
 
 #: The name a lone text gets when no ``name`` is given.
@@ -71,12 +69,9 @@ def _entries(texts: object, name: object) -> list[tuple[object, object]]:
         if parsed is None:
             return [(name, texts)]
         texts = parsed
-    if isinstance(texts, Mapping):
-        return list(texts.items())
-    if isinstance(texts, Iterable) and not isinstance(texts, bytes):
-        items = materialise(texts)
-        if all(isinstance(item, Mapping) for item in items):
-            return [pair for item in items for pair in item.items()]
+    entries = mapping_entries(texts)
+    if entries is not None:
+        return entries
     if texts is None:
         return []
     raise InvalidTextsError(f"texts must be a mapping {{name: text}} or one text, got {type(texts).__name__}")
@@ -87,11 +82,5 @@ def _parse_rendered_mapping(text: str) -> Mapping[object, object] | None:
     stripped = text.strip()
     if not (stripped.startswith("{") and stripped.endswith("}")):
         return None
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            value = parse(stripped)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            continue
-        if isinstance(value, Mapping):
-            return value
-    return None
+    value = parse_rendered_literal(stripped)
+    return value if isinstance(value, Mapping) else None

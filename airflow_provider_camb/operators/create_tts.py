@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -21,7 +20,7 @@ from airflow_provider_camb.exceptions import (
 )
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.operators._text_inputs import InvalidTextsError, parse_texts, preview
-from airflow_provider_camb.rendered_lists import materialise
+from airflow_provider_camb.rendered_lists import is_missing, materialise, parse_rendered_literal, whole_number
 from airflow_provider_camb.text_segments import MAX_SEGMENT_CHARS, MIN_SEGMENT_CHARS, split_text
 from airflow_provider_camb.xcom_keys import CREATED_TASKS
 
@@ -73,30 +72,10 @@ def _parse_rendered(text: str) -> object:
     if (stripped.startswith("[") and stripped.endswith("]")) or (
         stripped.startswith("{") and stripped.endswith("}")
     ):
-        for parse in (json.loads, ast.literal_eval):
-            try:
-                value = parse(stripped)
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                continue
-            if isinstance(value, (list, tuple, Mapping)):
-                return value
+        value = parse_rendered_literal(stripped)
+        if isinstance(value, (list, tuple, Mapping)):
+            return value
     return [text]
-
-
-def _whole_number(value: object) -> int | None:
-    """An int from an int or the string a template renders one to; ``None`` otherwise (bools too)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def _is_missing(value: object) -> bool:
-    """``None``, or what a template renders a missing value to (``""``, ``"None"``)."""
-    return value is None or (isinstance(value, str) and value.strip() in ("", "None"))
 
 
 def build_request_fields(
@@ -112,11 +91,11 @@ def build_request_fields(
     """The ``POST /tts`` body without ``text``, and every problem with the arguments."""
     problems: list[str] = []
     fields: dict[str, Any] = {}
-    voice = _whole_number(voice_id)
+    voice = whole_number(voice_id)
     if voice is None or voice < 1:
         problems.append(f"voice_id must be a positive whole number (a Camb.ai voice ID), got {voice_id!r}")
     fields["voice_id"] = voice
-    lang = _whole_number(language)
+    lang = whole_number(language)
     if lang is None or lang < 1:
         hint = ""
         if isinstance(language, str) and language.strip():
@@ -129,17 +108,17 @@ def build_request_fields(
             f"got {language!r}{hint}"
         )
     fields["language"] = lang
-    if not _is_missing(gender):
-        number = _whole_number(gender)
+    if not is_missing(gender):
+        number = whole_number(gender)
         if number not in GENDERS:
             problems.append(
                 f"gender must be 0 (not known), 1 (male), 2 (female) or 9 (not applicable), got {gender!r}"
             )
         fields["gender"] = number
     for name, value in (("age", age), ("folder_id", folder_id)):
-        if _is_missing(value):
+        if is_missing(value):
             continue
-        number = _whole_number(value)
+        number = whole_number(value)
         if number is None or number < 1:
             problems.append(f"{name} must be a positive whole number, got {value!r}")
         fields[name] = number
@@ -147,7 +126,7 @@ def build_request_fields(
         ("project_name", project_name, 255),
         ("project_description", project_description, 5000),
     ):
-        if _is_missing(value):
+        if is_missing(value):
             continue
         if not isinstance(value, str) or not 3 <= len(value.strip()) <= longest:
             shown = f"{len(value.strip())} characters" if isinstance(value, str) else repr(value)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ast
-import json
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from airflow_provider_camb.redaction import redact_url
-from airflow_provider_camb.rendered_lists import materialise
+from airflow_provider_camb.rendered_lists import NOT_A_LITERAL, mapping_entries, parse_rendered_literal
 from airflow_provider_camb.result_values import result_urls
 from airflow_provider_camb.run_ids import InvalidRunIdsError, normalise_run_ids
 
@@ -115,12 +112,9 @@ def _entries(value: object) -> list[tuple[object, object]]:
     run that two maps give different URLs is reported instead of one URL silently winning."""
     if isinstance(value, str):
         value = _parse_text(value)
-    if isinstance(value, Mapping):
-        return list(value.items())
-    if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
-        items = materialise(value)
-        if all(isinstance(item, Mapping) for item in items):
-            return [pair for item in items for pair in item.items()]
+    entries = mapping_entries(value)
+    if entries is not None:
+        return entries
     raise InvalidTransferInputError(
         "urls must be a mapping {'<run_id>': '<url>'} (the CambBulkTTSResultsOperator output), "
         f"got {type(value).__name__}"
@@ -128,15 +122,10 @@ def _entries(value: object) -> list[tuple[object, object]]:
 
 
 def _parse_text(text: str) -> object:
-    stripped = text.strip()
-    try:
-        return json.loads(stripped)
-    except ValueError:
-        pass
-    try:
-        # A dict rendered by Jinja without native rendering: "{'1001': 'https://...'}".
-        return ast.literal_eval(stripped)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    # A dict rendered by Jinja without native rendering: "{'1001': 'https://...'}".
+    value = parse_rendered_literal(text)
+    if value is NOT_A_LITERAL:
         raise InvalidTransferInputError(
             "urls is a string that is neither JSON nor a Python literal of a mapping"
-        ) from None
+        )
+    return value
