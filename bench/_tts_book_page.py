@@ -232,7 +232,7 @@ METHOD = """### How it is measured
   all answered 200; the sequential client must have read exactly the bytes the emulator serves for
   those segments; the operator must have written one file per text, of the size it reports, and
   each file's duration must be the sum of its segments' durations.
-- **Servers.** The emulator runs in a process of its own (`bench/_tts_serve.py`), so its CPU and
+- **Servers.** The emulator runs in a process of its own (`bench/_serve_emulator.py`), so its CPU and
   memory are not the client's; the two share the machine's two cores, as a small worker would.
 - **Noise.** The machine is a shared 2-core VM. A repetition that coincides with other work shows
   as a higher operator time (and a higher load figure); the median of the pairs removes most of

@@ -16,7 +16,7 @@ transfer benchmarks. ``--quick`` runs a 20-chapter book and the two smaller text
 2. **Peak RSS vs text length.** One text of 10k, 100k and 1M characters, each in a fresh
    process, repeated in rotating order; peak RSS growth over ``execute()``.
 
-The emulator runs in a process of its own (``_tts_serve.py``), so its CPU and memory are not
+The emulator runs in a process of its own (``_serve_emulator.py``), so its CPU and memory are not
 the client's. Scratch files go to ``/tmp/camb-bench`` and are removed, also on failure.
 """
 
@@ -501,7 +501,7 @@ def measure(
     load_before = [round(x, 2) for x in os.getloadavg()]
     clock = time.monotonic()
     result: dict[str, Any] = {}
-    with ServerProcess("_tts_serve.py", logs) as emulator:
+    with ServerProcess("_serve_emulator.py", logs) as emulator:
         bench = Bench(emulator, work, logs, profile)
         if "book" in parts:
             result["book"] = run_book(bench, plan)
