@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -33,3 +36,22 @@ def api(camb_emulator: CambEmulator) -> Iterator[Api]:
     client = Api(camb_emulator)
     yield client
     client.session.close()
+
+
+def start_cli(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """``camb-emulator --port 0 <args>`` as a subprocess, and the lines it printed up to
+    "Press Ctrl-C"; the caller stops it by PID (a signal), also on failure."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_camb.testing", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith("Press Ctrl-C"):
+            break
+    return proc, lines

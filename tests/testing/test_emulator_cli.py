@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -12,22 +11,9 @@ import sys
 import pytest
 import requests
 
+from tests.testing.conftest import start_cli
 
-def _start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_camb.testing", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line.rstrip("\n"))
-        if line.startswith("Press Ctrl-C"):
-            break
-    return proc, lines
+_start = start_cli
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

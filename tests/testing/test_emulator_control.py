@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+
+from tests.testing.conftest import start_cli
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,20 +35,7 @@ class Running:
 
 
 def _start(*args: str) -> Running:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_camb.testing", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line.rstrip("\n"))
-        if line.startswith("Press Ctrl-C"):
-            break
-    return Running(proc, lines)
+    return Running(*start_cli(*args))
 
 
 def _stop(running: Running) -> None:
