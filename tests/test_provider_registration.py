@@ -242,3 +242,17 @@ def test_the_description_puts_its_link_last_so_the_ui_does_not_glue_it_to_a_word
 def test_no_placeholder_is_declared_for_a_field_airflow_never_reads_placeholders_of():
     (connection_type,) = get_provider_info()["connection-types"]
     assert set(connection_type["ui-field-behaviour"]["placeholders"]) == {"host", "password"}
+
+
+def test_the_operators_are_importable_from_the_operators_package() -> None:
+    import airflow_provider_camb.operators as operators
+    from airflow_provider_camb.operators.camb import CambBulkResultsOperator, CambBulkTTSResultsOperator
+    from airflow_provider_camb.operators.create_tts import CambCreateTTSTasksOperator
+    from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechOperator
+
+    assert operators.CambBulkResultsOperator is CambBulkResultsOperator
+    assert operators.CambBulkTTSResultsOperator is CambBulkTTSResultsOperator
+    assert operators.CambCreateTTSTasksOperator is CambCreateTTSTasksOperator
+    assert operators.CambTextToSpeechOperator is CambTextToSpeechOperator
+    with pytest.raises(AttributeError):
+        operators.NoSuchOperator  # noqa: B018
