@@ -20,7 +20,7 @@ help:
 $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[test,docs,bench,s3]"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[test,docs,bench,s3,azure]"
 	touch $@
 
 install: $(INSTALLED)
