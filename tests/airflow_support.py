@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from airflow.models.dagrun import DagRun
     from airflow.sdk import DAG
 
@@ -25,8 +27,13 @@ def load_example_dag(dag_id: str) -> DAG:
 class DagRunner:
     """Registers a DAG built inside a test, runs it with ``dag.test()`` and reads its results."""
 
-    def run(self, dag: DAG, *, run_conf: dict[str, Any] | None = None) -> DagRun:
-        """Serialise ``dag`` into the DB (``dag.test()`` only runs serialised DAGs) and run it once."""
+    def run(
+        self, dag: DAG, *, run_conf: dict[str, Any] | None = None, logical_date: datetime | None = None
+    ) -> DagRun:
+        """Serialise ``dag`` into the DB (``dag.test()`` only runs serialised DAGs) and run it once.
+
+        :param logical_date: the run's logical date, for scheduled DAGs (default: now).
+        """
         from airflow.dag_processing.bundles.manager import DagBundlesManager
         from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 
@@ -34,7 +41,9 @@ class DagRunner:
         bag = DagBag(collect_dags=False)
         bag.bag_dag(dag)
         sync_bag_to_db(bag, "dags-folder", None)
-        return dag.test(run_conf=run_conf)
+        if logical_date is None:
+            return dag.test(run_conf=run_conf)
+        return dag.test(run_conf=run_conf, logical_date=logical_date)
 
     def xcom(self, dag_run: DagRun, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
         """The XCom value one task instance pushed, or ``None``."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_provider_camb.testing.emulator import CambEmulator
-from tests.system.deployment import AirflowDeployment
+from tests.system.deployment import EXAMPLE_DAGS, AirflowDeployment
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Iterator
@@ -29,6 +30,16 @@ DAG_IDS = (
     "probe_camb_one_sensor",
     "probe_timedelta",
 )
+
+
+@dataclass(frozen=True)
+class DeploymentLayout:
+    """The DAG files a module's deployment runs, the DAG IDs it waits for, and extra environment."""
+
+    example_dags: tuple[str, ...]
+    dag_ids: tuple[str, ...]
+    probe_dags: bool = True
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -64,13 +75,26 @@ def camb() -> Iterator[SystemEmulator]:
 
 
 @pytest.fixture(scope="module")
-def deployment(camb: SystemEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
+def deployment_layout() -> DeploymentLayout:
+    """What the module's deployment runs; a test module overrides this fixture to deploy others."""
+    return DeploymentLayout(example_dags=EXAMPLE_DAGS, dag_ids=DAG_IDS, probe_dags=True)
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    camb: SystemEmulator, deployment_layout: DeploymentLayout, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowDeployment]:
     home: Path = tmp_path_factory.mktemp("airflow-home")
-    airflow = AirflowDeployment(home, {"AIRFLOW_CONN_CAMB_DEFAULT": camb.connection_uri_json()})
+    airflow = AirflowDeployment(
+        home,
+        {"AIRFLOW_CONN_CAMB_DEFAULT": camb.connection_uri_json(), **deployment_layout.env},
+        example_dags=deployment_layout.example_dags,
+        probe_dags=deployment_layout.probe_dags,
+    )
     started = time.monotonic()
     try:
         try:
-            airflow.start(expected_dag_ids=DAG_IDS)
+            airflow.start(expected_dag_ids=deployment_layout.dag_ids)
         except BaseException:
             print(f"The Airflow deployment in {home} did not start:\n{airflow.tails(80)}")
             raise

@@ -107,10 +107,21 @@ class AirflowDeployment:
 
     :param home: an empty directory to use as AIRFLOW_HOME.
     :param extra_env: more environment for every process (e.g. ``AIRFLOW_CONN_CAMB_DEFAULT``).
+    :param example_dags: the files of ``example_dags/`` to deploy.
+    :param probe_dags: whether to deploy the probe DAGs of ``tests/system/dags/`` too.
     """
 
-    def __init__(self, home: Path, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        home: Path,
+        extra_env: dict[str, str],
+        *,
+        example_dags: Iterable[str] = EXAMPLE_DAGS,
+        probe_dags: bool = True,
+    ) -> None:
         self.home = home
+        self.example_dags = tuple(example_dags)
+        self.probe_dags = probe_dags
         self.dags_folder = home / "dags"
         self.db_path = home / "airflow.db"
         self.logs_folder = home / "logs"
@@ -191,9 +202,9 @@ class AirflowDeployment:
 
     def fill_dags_folder(self) -> None:
         self.dags_folder.mkdir(parents=True, exist_ok=True)
-        for name in EXAMPLE_DAGS:
+        for name in self.example_dags:
             shutil.copy(REPO_ROOT / "example_dags" / name, self.dags_folder / name)
-        for path in sorted(PROBE_DAGS.glob("*.py")):
+        for path in sorted(PROBE_DAGS.glob("*.py")) if self.probe_dags else ():
             shutil.copy(path, self.dags_folder / path.name)
 
     def start(self, *, expected_dag_ids: Iterable[str], timeout: float = 90.0) -> None:
