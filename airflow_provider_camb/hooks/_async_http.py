@@ -13,9 +13,8 @@ import weakref
 
 import httpx
 
-from airflow_provider_camb import __version__
+from airflow_provider_camb.hooks._sessions import USER_AGENT
 
-USER_AGENT = f"airflow-provider-camb/{__version__}"
 #: Connections kept open per loop: more than a few hundred status calls in flight is a rate limit.
 MAX_CONNECTIONS = 64
 

@@ -1,8 +1,17 @@
-"""requests sessions that take the environment's network settings but no credentials from it."""
+"""How the provider's HTTP clients present themselves, and what they take from the environment.
+
+Every client (the API session, the triggers' async client, the download session) sends
+:data:`USER_AGENT`; the requests-based ones are :class:`EnvironmentSession`.
+"""
 
 from __future__ import annotations
 
 import requests
+
+from airflow_provider_camb import __version__
+
+#: The one User-Agent of every request this provider sends.
+USER_AGENT = f"airflow-provider-camb/{__version__}"
 
 
 def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:

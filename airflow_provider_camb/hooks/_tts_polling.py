@@ -181,6 +181,19 @@ class PollResult:
         )
 
 
+def check_polling_limits(max_consecutive_errors: int, max_concurrent_requests: int) -> None:
+    """The one check of the polling limits, for the sensor (at parse time) and the waiter.
+
+    :param max_consecutive_errors: failed polls in a row tolerated; 0 or more.
+    :param max_concurrent_requests: status calls in flight at once; 1 or more.
+    :raises ValueError: naming the limit that is out of range.
+    """
+    if max_consecutive_errors < 0:
+        raise ValueError(f"max_consecutive_errors must be 0 or more, got {max_consecutive_errors}")
+    if max_concurrent_requests < 1:
+        raise ValueError(f"max_concurrent_requests must be 1 or more, got {max_concurrent_requests}")
+
+
 class TTSTaskWaiter:
     """Progress of one wait on a set of TTS tasks: which succeeded, and failed polls in a row.
 
@@ -204,10 +217,7 @@ class TTSTaskWaiter:
         max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
         label: str = "TTS",
     ) -> None:
-        if max_consecutive_errors < 0:
-            raise ValueError(f"max_consecutive_errors must be 0 or more, got {max_consecutive_errors}")
-        if max_concurrent_requests < 1:
-            raise ValueError(f"max_concurrent_requests must be 1 or more, got {max_concurrent_requests}")
+        check_polling_limits(max_consecutive_errors, max_concurrent_requests)
         self.task_ids = list(task_ids)
         known = known_run_ids or {}
         self.run_ids_by_task: dict[str, int] = {t: int(known[t]) for t in self.task_ids if t in known}

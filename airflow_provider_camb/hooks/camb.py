@@ -15,7 +15,6 @@ import tenacity
 from airflow.sdk import BaseHook
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from airflow_provider_camb import __version__
 from airflow_provider_camb.exceptions import (
     CambAPIError,
     CambAuthError,
@@ -24,7 +23,7 @@ from airflow_provider_camb.exceptions import (
     CambStreamBrokenError,
 )
 from airflow_provider_camb.hooks._async_http import shared_async_client
-from airflow_provider_camb.hooks._sessions import EnvironmentSession
+from airflow_provider_camb.hooks._sessions import USER_AGENT, EnvironmentSession
 from airflow_provider_camb.redaction import redact_url, scrub_secret
 from airflow_provider_camb.result_kinds import RESULT_KINDS, TTS, ResultKind, result_kind
 from airflow_provider_camb.result_values import read_value
@@ -51,7 +50,6 @@ DEFAULT_MAX_RETRIES = 5
 TEST_CONNECTION_TIMEOUT_SECONDS = 5.0
 #: The labels of the connection form's fields, so messages name what the user sees.
 API_KEY_LABEL = "API Key"
-USER_AGENT = f"airflow-provider-camb/{__version__}"
 
 #: What the error helpers read from an answer: requests' and httpx's responses both fit.
 AnyResponse = requests.Response | httpx.Response
@@ -130,6 +128,30 @@ class CambConnectionSettings:
     api_key: str = field(repr=False)
     timeout: float
     max_retries: int
+
+
+@dataclass(frozen=True)
+class BulkResults:
+    """The answer of :meth:`CambHook.fetch_bulk_results`: what arrived and what did not.
+
+    :param found: ``run_id -> result`` for every run delivered, in request order.
+    :param missing: ``run_id -> reason`` for every run that was not (``None``: no reason given).
+    :param what: what a run should have come back with (``"audio URL"``...), for messages.
+    """
+
+    found: dict[int, Any]
+    missing: dict[int, str | None]
+    what: str = "audio URL"
+
+    def error(self) -> CambRunsMissingError:
+        """The error naming every missing run (and carrying the results that arrived)."""
+        return CambRunsMissingError(self.found, self.missing, self.what)
+
+    def raise_if_missing(self) -> dict[int, Any]:
+        """``found``, or :class:`CambRunsMissingError` if any run is missing."""
+        if self.missing:
+            raise self.error()
+        return self.found
 
 
 class CambHook(BaseHook):
@@ -359,6 +381,18 @@ class CambHook(BaseHook):
         :raises CambRunsMissingError: if any run came back without a result; it carries the
             results that did come back (as ``urls``) and each missing run's reason.
         """
+        return self.fetch_bulk_results(kind, run_ids).raise_if_missing()
+
+    def fetch_bulk_results(self, kind: str | ResultKind, run_ids: object) -> BulkResults:
+        """What :meth:`get_bulk_results` fetches, as a value: the results and the missing runs.
+
+        For callers that deliver what arrived and report the rest (the operators), so a partial
+        answer is not an exception to unpack.
+
+        :param kind: the runs' kind.
+        :param run_ids: one run ID or an iterable of them (ints or numeric strings).
+        :raises InvalidRunIdsError: for invalid input, before any request.
+        """
         resolved = _kind(kind)
         ids = normalise_run_ids(run_ids)
         results: dict[int, Any] = {}
@@ -391,14 +425,11 @@ class CambHook(BaseHook):
                 len(chunk),
                 "audio URLs" if resolved.url_fields == ("output_url",) else f"{resolved.name} results",
             )
-        ordered = {run_id: results[run_id] for run_id in ids if run_id in results}
-        if missing:
-            raise CambRunsMissingError(
-                ordered,
-                {run_id: missing[run_id] for run_id in ids if run_id in missing},
-                "audio URL" if resolved is TTS else f"{resolved.name} result",
-            )
-        return ordered
+        return BulkResults(
+            found={run_id: results[run_id] for run_id in ids if run_id in results},
+            missing={run_id: missing[run_id] for run_id in ids if run_id in missing},
+            what="audio URL" if resolved is TTS else f"{resolved.name} result",
+        )
 
     def _fetch_one_by_one(
         self, kind: ResultKind, run_ids: list[int], results: dict[int, Any], missing: dict[int, str | None]

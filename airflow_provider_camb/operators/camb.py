@@ -12,10 +12,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_camb.exceptions import (
     CambAuthError,
     CambConnectionConfigError,
-    CambRunsMissingError,
     describe_missing,
 )
-from airflow_provider_camb.hooks.camb import CambHook
+from airflow_provider_camb.hooks.camb import BulkResults, CambHook
 from airflow_provider_camb.rendered_lists import materialise
 from airflow_provider_camb.result_kinds import result_kind as result_kind_of
 from airflow_provider_camb.run_ids import InvalidRunIdsError, normalise_run_ids, plan_chunks
@@ -92,22 +91,22 @@ class CambBulkResultsOperator(BaseOperator):
             len(plan_chunks(run_ids)),
         )
         try:
-            results = self.hook.get_bulk_results(self.result_kind, run_ids)
-        except CambRunsMissingError as err:
-            return self._handle_missing(context, err)
+            answer = self.hook.fetch_bulk_results(self.result_kind, run_ids)
         except (CambAuthError, CambConnectionConfigError) as err:
             # A rejected key or a connection without one stays wrong however often we retry.
             raise AirflowFailException(str(err)) from err
         finally:
             self.hook.close()
 
-        self.log.info("Received %s for all %d Camb.ai run IDs.", self._things, len(results))
-        return _as_xcom_map(results)
+        if answer.missing:
+            return self._handle_missing(context, answer)
+        self.log.info("Received %s for all %d Camb.ai run IDs.", self._things, len(answer.found))
+        return _as_xcom_map(answer.found)
 
-    def _handle_missing(self, context: Context, err: CambRunsMissingError) -> dict[str, Any]:
+    def _handle_missing(self, context: Context, answer: BulkResults) -> dict[str, Any]:
         ti = context["ti"]
-        delivered = _as_xcom_map(err.urls)
-        missing = {str(run_id): reason or "no reason given" for run_id, reason in err.missing.items()}
+        delivered = _as_xcom_map(answer.found)
+        missing = {str(run_id): reason or "no reason given" for run_id, reason in answer.missing.items()}
         if self.fail_on_missing:
             # Pushed before failing, so whatever did arrive can still be used downstream.
             ti.xcom_push(key=DELIVERED_URLS, value=delivered)
@@ -117,9 +116,9 @@ class CambBulkResultsOperator(BaseOperator):
                 "Camb.ai returned no %s for %d of %d run IDs: %s. Returning the %d that arrived; "
                 "the missing ones are in XCom %r.",
                 self._thing,
-                len(err.missing),
-                len(err.urls) + len(err.missing),
-                describe_missing(err.missing),
+                len(answer.missing),
+                len(answer.found) + len(answer.missing),
+                describe_missing(answer.missing),
                 len(delivered),
                 MISSING_RUN_IDS,
             )
@@ -136,7 +135,7 @@ class CambBulkResultsOperator(BaseOperator):
         # not exist and one that has not finished yet (left out of the bulk answer, or HTTP 400),
         # and the second does appear later. So the task's own `retries` decide; the default of 0
         # fails at once, and a wasted retry costs only a few cheap API calls.
-        raise err
+        raise answer.error()
 
 
 class CambBulkTTSResultsOperator(CambBulkResultsOperator):

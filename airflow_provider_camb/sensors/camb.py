@@ -23,6 +23,7 @@ from airflow_provider_camb.hooks._tts_polling import (
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     TTSTaskWaiter,
+    check_polling_limits,
     describe_failures,
     gave_up_error,
     normalise_task_ids,
@@ -98,10 +99,7 @@ class CambTaskSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if max_consecutive_errors < 0:
-            raise ValueError(f"max_consecutive_errors must be 0 or more, got {max_consecutive_errors}")
-        if max_concurrent_requests < 1:
-            raise ValueError(f"max_concurrent_requests must be 1 or more, got {max_concurrent_requests}")
+        check_polling_limits(max_consecutive_errors, max_concurrent_requests)
         if poll_interval is not None and poll_interval <= 0:
             raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval}")
         self.result_kind = result_kind_of(result_kind).name

@@ -119,7 +119,7 @@ def kind_fetcher(
     hook: Callable[[], CambHook], kind: ResultKind
 ) -> Callable[[list[Any]], dict[Any, str | Exception]]:
     """A batch fetcher for keys of ``kind``: run IDs (TTS, whose result is one URL) or
-    ``(run ID, field)``; each run asked for once through ``get_bulk_results`` (``ceil(k / 5)``
+    ``(run ID, field)``; each run asked for once through ``fetch_bulk_results`` (``ceil(k / 5)``
     calls for ``k`` runs), the field's URL picked by ``result_urls``.
 
     :param hook: returns the Camb.ai hook.
@@ -130,11 +130,8 @@ def kind_fetcher(
         # A TTS result is a URL, which result_urls names "output_url".
         fields = {key: key if isinstance(key, tuple) else (key, "output_url") for key in keys}
         run_ids = list(dict.fromkeys(run_id for run_id, _ in fields.values()))
-        try:
-            results = hook().get_bulk_results(kind, run_ids)
-            missing: dict[int, str | None] = {}
-        except CambRunsMissingError as err:
-            results, missing = err.urls, err.missing
+        answer = hook().fetch_bulk_results(kind, run_ids)
+        results, missing = answer.found, answer.missing
         outcomes: dict[Any, str | Exception] = {}
         for key, (run_id, field) in fields.items():
             if run_id not in results:
