@@ -13,7 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_camb.rendered_lists import is_missing, positive_int
+from airflow_provider_camb.rendered_lists import (
+    NOT_A_LITERAL,
+    is_missing,
+    parse_rendered_literal,
+    positive_int,
+)
 
 #: The formats the provider can join into one file (the API streams a few more).
 OUTPUT_FORMATS = ("flac", "wav", "mp3")
@@ -193,11 +198,12 @@ def _optional_mapping(value: object, name: str, problems: list[str]) -> dict[str
     if is_missing(value):
         return None
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
+        # A mapping rendered without native rendering reads "{'speaking_rate': 1.1}": not JSON.
+        parsed = parse_rendered_literal(value)
+        if parsed is NOT_A_LITERAL:
             problems.append(f"{name} must be a mapping (or its JSON), got {value!r}")
             return None
+        value = parsed
     if not isinstance(value, Mapping):
         problems.append(f"{name} must be a mapping, got {type(value).__name__}")
         return None

@@ -81,3 +81,29 @@ def test_backoff_follows_retry_after_but_caps_it():
 
     assert backoff_seconds(3, 7.5) == 7.5
     assert backoff_seconds(1, 86_400.0) == MAX_RETRY_AFTER_SECONDS
+
+
+# -- the TTS request reads mappings as templates render them ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rendered",
+    [
+        {"speaking_rate": 1.1},
+        '{"speaking_rate": 1.1}',  # JSON, e.g. from a Variable
+        "{'speaking_rate': 1.1}",  # a dict rendered by a template without native rendering
+    ],
+)
+def test_tts_request_takes_voice_settings_however_a_template_rendered_them(rendered):
+    from airflow_provider_camb.tts_request import TTSStreamRequest
+
+    request = TTSStreamRequest.create(voice_id="20298", voice_settings=rendered)
+
+    assert request.voice_settings == {"speaking_rate": 1.1}
+
+
+def test_tts_request_names_voice_settings_that_are_no_mapping():
+    from airflow_provider_camb.tts_request import InvalidTTSRequestError, TTSStreamRequest
+
+    with pytest.raises(InvalidTTSRequestError, match="voice_settings must be a mapping"):
+        TTSStreamRequest.create(voice_id=20298, voice_settings="fast please")
