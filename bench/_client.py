@@ -140,6 +140,24 @@ def prepare_sequential(spec: dict[str, Any]) -> Callable[[], int]:
     return action
 
 
+def prepare_plain_requests(spec: dict[str, Any]) -> Callable[[], int]:
+    import requests
+
+    session = requests.Session()
+
+    def action() -> int:
+        # The textbook streamed copy: what "as fast as a plain download" means for one file.
+        total = 0
+        with session.get(spec["url"], stream=True, timeout=60) as response:
+            response.raise_for_status()
+            with Path(spec["out"]).open("wb") as file:
+                for chunk in response.iter_content(CHUNK):
+                    total += file.write(chunk)
+        return total
+
+    return action
+
+
 def _boto3_client(spec: dict[str, Any]) -> Any:
     import boto3
 
@@ -205,6 +223,7 @@ PREPARE: dict[str, Callable[[dict[str, Any]], Callable[[], int]]] = {
     "operator": prepare_operator,
     "in_memory": prepare_in_memory,
     "sequential": prepare_sequential,
+    "plain_requests": prepare_plain_requests,
     "boto3_upload_file": prepare_boto3_upload_file,
     "http_to_s3": prepare_http_to_s3,
     "file_transfer": prepare_file_transfer,
@@ -234,6 +253,10 @@ def measure(action: Callable[[], int], profile_path: str | None) -> dict[str, An
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[1])
     action = PREPARE[spec["kind"]](spec)
+    if spec.get("unlink_before"):
+        # The previous client's output goes only now, after our imports: its freed page-cache
+        # memory is then what our copy writes into, for every client alike (see single_large_file).
+        Path(spec["unlink_before"]).unlink(missing_ok=True)
     print(json.dumps(measure(action, spec.get("profile"))), flush=True)
     return 0
 

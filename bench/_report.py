@@ -27,6 +27,8 @@ LABELS = {
 FLAT_SPREAD = {"file_large": 16 * MiB, "s3": 32 * MiB}
 RSS_LIMIT = {"file_large": 64 * MiB, "s3": 128 * MiB}
 TIME_RATIO_LIMIT = 1.25
+#: single_large_file: the operator's median over the plain ``requests`` copy's, same run.
+SINGLE_RATIO_LIMIT = 1.10
 SPEEDUP_TARGET = 4.0
 
 
@@ -151,6 +153,14 @@ def targets(table: list[Cell]) -> list[Target]:
         )  # fmt: skip
     out += _time_target(table, "s3", "3. s3://")
     out += _memory_targets(table, "s3", "3. s3://")
+    plain = _find(table, "single_large_file", "plain_requests")
+    op = _find(table, "single_large_file", "operator")
+    if plain and op:
+        ratio = op[0].seconds / plain[0].seconds
+        out.append(
+            Target(f"4. one large file: time vs a plain requests copy at {_mib(op[0].size)}", f"{ratio:.2f}x",
+                   f"<= {SINGLE_RATIO_LIMIT:.2f}x", ratio <= SINGLE_RATIO_LIMIT)
+        )  # fmt: skip
     return out
 
 

@@ -1,4 +1,4 @@
-"""The three benchmark scenarios of issue 6: what runs, in which order, and the checks.
+"""The transfer benchmark scenarios: what runs, in which order, and the checks.
 
 Each scenario measures its candidates side by side: in every repetition each candidate runs
 once per file size, in an order rotated from one repetition to the next so that no candidate
@@ -298,6 +298,64 @@ def _s3_spec(
         },
     }
     return makers[candidate]()
+
+
+# -- 4. one large file from a sendfile server: the operator vs a plain streamed copy -----------
+
+SINGLE_CANDIDATES = ["curl", "plain_requests", "operator"]
+SINGLE_RUN_ID = "1001"
+
+
+def run_single_large_file(bench: Bench, static: ServerProcess, size: int, reps: int) -> None:
+    """One file of ``size`` bytes from ``bench/_serve_static.py`` (``sendfile``, not the emulator)
+    to a local folder: ``curl -o``, a plain ``requests`` ``iter_content(1 MiB)`` copy and the
+    operator (``CambTTSToStorageOperator.execute`` with ``urls=``), ``reps`` times, interleaved.
+
+    Every client deletes the previous client's file itself, right before its timed copy (curl:
+    the harness, just before starting it). This VM hands freed memory back to its host about two
+    seconds after it is freed, and writing into such memory again costs a host page fault per
+    4 KiB page (about 1 s of system time per 512 MiB). Deleting the previous file earlier would
+    make the result depend on how long a client takes to start (the operator's process imports
+    Airflow for about 3 s, ``requests`` alone for 0.3 s), not on how it copies.
+    """
+    source_dir = bench.work / "static"
+    source_dir.mkdir(parents=True, exist_ok=True)
+    served = static.call(op="add_file", path=str(source_dir / f"single-{size}.flac"), size=size)
+    url, digest = served["url"], served["sha256"]
+    previous: Path | None = None
+    checked = False
+    for rep in range(reps):
+        for candidate in _rotated(SINGLE_CANDIDATES, rep):
+            out_dir = bench.work / "single" / f"{candidate}-{rep}"
+            out_dir.mkdir(parents=True)
+            out = out_dir / f"{SINGLE_RUN_ID}.flac"
+            _settle()
+            if candidate == "curl":
+                if previous is not None:
+                    previous.unlink(missing_ok=True)
+                result = run_curl(url, out, CLIENT_TIMEOUT_SECONDS)
+            else:
+                spec: dict[str, Any] = {"kind": candidate, "unlink_before": str(previous or "")}
+                if candidate == "operator":
+                    spec.update(
+                        destination=f"file://{out_dir}/", urls={SINGLE_RUN_ID: url}, label=f"single-{rep}"
+                    )
+                else:
+                    spec.update(url=url, out=str(out))
+                result = bench.client(spec)
+            if previous is not None:
+                previous.parent.rmdir()
+            _expect(out.stat().st_size == size, f"{candidate}: {out} is not {size} bytes")
+            if candidate == "operator":
+                # No temporary file left behind: the rename is the only way the file appears.
+                _expect(list(out_dir.iterdir()) == [out], f"operator: stray files in {out_dir}")
+                if not checked:
+                    _expect(_sha256_file(out) == digest, f"operator: {out} differs from the source")
+                    checked = True
+            previous = out
+            bench.record("single_large_file", candidate, size, rep, result)
+    if previous is not None:
+        shutil.rmtree(previous.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":  # pragma: no cover - a library module

@@ -18,8 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from airflow_provider_camb import __version__
-from airflow_provider_camb.hooks._sessions import EnvironmentSession
+from airflow_provider_camb.hooks._sessions import USER_AGENT, EnvironmentSession
 from airflow_provider_camb.redaction import redact_url
 from airflow_provider_camb.retry_policy import backoff_seconds, parse_retry_after
 
@@ -33,7 +32,6 @@ T = TypeVar("T")
 #: Bytes per read from the socket and per write to the sink: large enough that per-chunk Python
 #: overhead vanishes next to the copy, small enough that memory stays flat (one chunk per thread).
 CHUNK_SIZE = 1024 * 1024
-USER_AGENT = f"airflow-provider-camb/{__version__}"
 
 TRANSIENT_STATUS_CODES = frozenset({408, 425, 429, *range(500, 600)})
 # What an object store answers for an expired, tampered or revoked signed URL: ask for a new one.
@@ -310,6 +308,12 @@ class TransferCancelledError(Exception):
 
 class Recovery:
     """Runs one file's transfer with retries on transient errors and URL refreshes on rejection.
+
+    When to retry and how long to wait are the hook's policy (``retry_policy.backoff_seconds``,
+    ``parse_retry_after``); only the loop is its own, not a second tenacity ``Retrying``, because
+    it keeps two budgets where tenacity keeps one: transient failures (the same URL again) and
+    refused URLs (a new URL from the API, which must not use up a retry), and its wait is the
+    task's stop event, so ``on_kill`` ends a long ``Retry-After`` at once.
 
     :param settings: the budgets.
     :param log: a logger (``warning(msg, *args)``).
