@@ -14,6 +14,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_camb._lineage import (
+    DeliveredFile,
+    attach_to_asset_outlets,
+    openlineage_facets,
+    storage_dataset,
+    url_dataset,
+)
 from airflow_provider_camb.audio_join import AudioJoinError, join_segments, probe
 from airflow_provider_camb.exceptions import CambAPIError, CambAuthError, CambConnectionConfigError
 from airflow_provider_camb.hooks.camb import CambHook
@@ -49,6 +56,7 @@ from airflow_provider_camb.tts_request import InvalidTTSRequestError, TTSStreamR
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context, ObjectStoragePath
 
 DEFAULT_FILENAME_TEMPLATE = "{name}.{ext}"
@@ -118,6 +126,11 @@ class CambTextToSpeechOperator(BaseOperator):
       ``<destination>/.camb-staging/``, keyed by everything that determines its audio, until its
       file is written; a retry on any worker reuses it.
     * Bad input fails before any request, with ``AirflowFailException`` naming it.
+
+    On success, the event of every ``Asset`` in ``outlets`` gets the extra
+    ``{"files": [{"name", "uri", "bytes", "written"}, ...]}``: one entry per text, sorted by
+    name, ``written=False`` for a file that was already there and kept. ``AssetAlias`` outlets
+    get nothing.
 
     :param texts: ``{name: text}``, one output file per entry; a mapping from an upstream task,
         a rendered template of one, or one plain text (named ``name``). (templated)
@@ -214,13 +227,18 @@ class CambTextToSpeechOperator(BaseOperator):
         self._stop: threading.Event | None = None
         # The first error no retry can fix (a 422, a rejected key): it stops every other segment.
         self._fatal: AirflowFailException | None = None
+        # What this try delivered and where the audio came from, for lineage and asset events.
+        self._files: list[DeliveredFile] = []
+        self._api_endpoint: str | None = None
 
     # -- execute ----------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:
         self._stop = threading.Event()
         self._fatal = None
+        self._files = []
         request, texts, folder = self._checked_inputs()
+        self._api_endpoint = self._tts_endpoint()
         plans, existing = self._plan(folder, texts, request)
         to_make = [plan for plan in plans if plan.name not in existing]
         characters = sum(plan.characters for plan in to_make)
@@ -233,6 +251,7 @@ class CambTextToSpeechOperator(BaseOperator):
         for plan in plans:
             if plan.name in existing:
                 results[plan.name] = self._describe_existing(plan, existing[plan.name])
+                self._delivered(plan, results[plan.name], written=False)
         if to_make:
             self.log.info(
                 "Synthesising %d text(s), %d segment(s), %s characters into %s, up to %d segment(s) at "
@@ -255,6 +274,7 @@ class CambTextToSpeechOperator(BaseOperator):
             f"{characters:,}",
             f"{sum(spent):g}" if spent else "no",
         )
+        attach_to_asset_outlets(context, self.outlets, self._files)
         return {plan.name: results[plan.name] for plan in plans}
 
     def on_kill(self) -> None:
@@ -367,6 +387,7 @@ class CambTextToSpeechOperator(BaseOperator):
                 for plan in plans:
                     try:
                         results[plan.name] = self._finish(plan, spool, s3_clients, users)
+                        self._delivered(plan, results[plan.name], written=True)
                     except _Retryable as err:
                         failed[plan.name] = str(err)
                         self.log.error("Text %r: not written: %s", plan.name, err)
@@ -535,6 +556,34 @@ class CambTextToSpeechOperator(BaseOperator):
             "characters": plan.characters,
             "credits": None,
         }
+
+    # -- lineage and asset events -----------------------------------------------------------
+
+    def _delivered(self, plan: _TextPlan, entry: dict[str, Any], *, written: bool) -> None:
+        self._files.append(DeliveredFile(plan.name, entry["uri"], entry["bytes"], written, plan.target))
+
+    def _tts_endpoint(self) -> str | None:
+        """The URL the texts go to (``<API base URL>/tts-stream``), for lineage.
+
+        Read in ``execute()``, not when OpenLineage asks: its listener may run in a forked
+        process that must not talk to the task's supervisor.
+        """
+        try:
+            return f"{CambHook(camb_conn_id=self.camb_conn_id).settings.base_url}/tts-stream"
+        except Exception:
+            # Lineage must never fail a task: a run that keeps every file needs no connection.
+            return None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        """Input: the Camb.ai endpoint (``https://<API host>`` + ``/<path>/tts-stream``); outputs:
+        every file delivered, written or kept. ``None`` without the OpenLineage provider.
+
+        :param task_instance: the finished task instance (unused: the operator kept its files).
+        """
+        return openlineage_facets(
+            inputs=[url_dataset(self._api_endpoint)] if self._api_endpoint and self._files else [],
+            outputs=(storage_dataset(item.path) for item in self._files),
+        )
 
 
 class _Retryable(Exception):

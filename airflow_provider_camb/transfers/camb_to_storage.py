@@ -10,6 +10,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_camb._lineage import (
+    DeliveredFile,
+    attach_to_asset_outlets,
+    openlineage_facets,
+    storage_dataset,
+    url_dataset,
+)
 from airflow_provider_camb.exceptions import (
     CambAuthError,
     CambConnectionConfigError,
@@ -85,6 +92,11 @@ def _label(key: FileKey) -> str:
     return f"Run {key[0]} {key[1]}" if isinstance(key, tuple) else f"Run {key}"
 
 
+def _file_name(key: FileKey) -> str:
+    """A file's name in asset events: ``"1001"``, or ``"1001/video_url"`` for the other kinds."""
+    return f"{key[0]}/{key[1]}" if isinstance(key, tuple) else str(key)
+
+
 def _by_run(reasons: dict[FileKey, str]) -> dict[int, str]:
     """File reasons as run reasons (``"video_url: <reason>; ..."`` when a run has several files)."""
     merged: dict[int, list[str]] = {}
@@ -112,6 +124,11 @@ class CambTTSToStorageOperator(BaseOperator):
     A file appears at its final path whole or not at all; broken, short, rate-limited and 5xx
     downloads are retried, and URLs the storage host refuses (expired, 400/403) are refreshed
     through the API. See the how-to guide for the guarantees per backend.
+
+    On success, the event of every ``Asset`` in ``outlets`` gets the extra
+    ``{"files": [{"name", "uri", "bytes", "written"}, ...]}``: every file delivered, sorted by
+    name (the run ID, or ``<run_id>/<field>`` for kinds other than ``tts``), ``written=False``
+    for a file that was already there and kept. ``AssetAlias`` outlets get nothing.
 
     :param destination: the folder, as a URI (``s3://bucket/prefix/``, ``gs://...``,
         ``file:///abs/dir/``; a plain absolute path means ``file://``) or an ``ObjectStoragePath``.
@@ -277,6 +294,7 @@ class CambTTSToStorageOperator(BaseOperator):
                     f"{message}. The {len(result)} others were transferred (XCom {FILE_SIZES!r})."
                 )
             self.log.warning("%s. Returning the %d files that were transferred.", message, len(delivered))
+        attach_to_asset_outlets(context, self.outlets, self._delivered_files())
         return result
 
     def on_kill(self) -> None:
@@ -508,22 +526,21 @@ class CambTTSToStorageOperator(BaseOperator):
             raise PermanentDownloadError(f"file name {name!r} would land outside {uri_of(folder)}")
         return target
 
-    # -- OpenLineage ------------------------------------------------------------------------
+    # -- lineage and asset events -----------------------------------------------------------
+
+    def _delivered_files(self) -> list[DeliveredFile]:
+        return [
+            DeliveredFile(_file_name(key), item.uri, item.size, not item.skipped, item.path)
+            for key, item in self._delivered.items()
+        ]
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
-        """Input datasets: the storage URLs (without their signed query); outputs: the files."""
-        try:
-            from airflow.providers.common.compat.openlineage.facet import Dataset
-            from airflow.providers.openlineage.extractors import OperatorLineage
-        except ImportError:
-            return None
-        from urllib.parse import urlsplit
+        """Inputs: the storage URLs the files came from (without their signed query); outputs:
+        every file delivered, written or kept. ``None`` without the OpenLineage provider.
 
-        inputs = []
-        outputs = []
-        for item in self._delivered.values():
-            source = urlsplit(item.source_url)
-            host = f"{source.hostname}:{source.port}" if source.port else f"{source.hostname}"
-            inputs.append(Dataset(namespace=f"{source.scheme}://{host}", name=source.path))
-            outputs.append(Dataset(namespace=item.path.namespace, name=item.path.key))
-        return OperatorLineage(inputs=inputs, outputs=outputs)
+        :param task_instance: the finished task instance (unused: the operator kept its files).
+        """
+        return openlineage_facets(
+            inputs=(url_dataset(item.source_url) for item in self._delivered.values()),
+            outputs=(storage_dataset(item.path) for item in self._delivered.values()),
+        )

@@ -1,12 +1,10 @@
-"""CambTTSToStorageOperator called directly (no DB): validation, hostile servers, memory, lineage."""
+"""CambTTSToStorageOperator called directly (no DB): validation, hostile servers, memory."""
 
 from __future__ import annotations
 
 import hashlib
-import sys
 import threading
 import tracemalloc
-import types
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -215,40 +213,6 @@ def test_download_failures_are_retryable_and_name_every_run(camb_emulator, tmp_p
     assert set(pushed(ti)[FILE_SIZES]) == {str(good)}
     assert set(pushed(ti)[MISSING_RUN_IDS]) == {str(bad)}
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{good}.flac"]
-
-
-# -- OpenLineage ---------------------------------------------------------------------------
-
-
-def test_openlineage_is_optional(camb_emulator, tmp_path):
-    (run_id,) = camb_emulator.add_tts_runs(1)
-    operator = CambTTSToStorageOperator(task_id="t", destination=str(tmp_path), run_ids=[run_id])
-    execute(operator)
-    # The openlineage provider is not installed here.
-    assert operator.get_openlineage_facets_on_complete(mock.MagicMock()) is None
-
-    @dataclass
-    class Dataset:
-        namespace: str
-        name: str
-
-    @dataclass
-    class OperatorLineage:
-        inputs: list[Any]
-        outputs: list[Any]
-
-    extractors = types.ModuleType("airflow.providers.openlineage.extractors")
-    extractors.OperatorLineage = OperatorLineage  # type: ignore[attr-defined]
-    with (
-        mock.patch.dict(sys.modules, {"airflow.providers.openlineage.extractors": extractors}),
-        mock.patch("airflow.providers.common.compat.openlineage.facet.Dataset", Dataset),
-    ):
-        lineage = operator.get_openlineage_facets_on_complete(mock.MagicMock())
-    host = camb_emulator.server_url.removeprefix("http://")
-    assert lineage == OperatorLineage(
-        inputs=[Dataset(f"http://{host}", f"/files/tts/{run_id}.flac")],
-        outputs=[Dataset("file", f"{str(tmp_path).lstrip('/')}/{run_id}.flac")],
-    )
 
 
 def test_a_rejected_api_key_fails_without_retries(camb_emulator, tmp_path, monkeypatch):
