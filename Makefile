@@ -7,8 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CONSTRAINTS := requirements/constraints-test.txt
+# Azurite, the Azure Blob Storage emulator the abfs:// tests run against, from npm into a
+# project-local folder (nothing global); the stamp names the version, so a bump reinstalls.
+NODE_TOOLS := .tools/node
+AZURITE_VERSION := 3.37.0
+AZURITE_INSTALLED := $(NODE_TOOLS)/.azurite-$(AZURITE_VERSION)
 
-.PHONY: help install lint typecheck pytest docs test demo bench clean
+.PHONY: help install azurite lint typecheck pytest docs test demo bench clean
 
 help:
 	@echo "make demo       run the example DAGs end to end offline against the local emulator"
@@ -25,6 +30,14 @@ $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 
 install: $(INSTALLED)
 
+$(AZURITE_INSTALLED):
+	@command -v npm >/dev/null || { echo "npm (Node.js) is needed to install Azurite for the abfs:// tests"; exit 1; }
+	npm install --prefix $(NODE_TOOLS) --save-exact --no-audit --no-fund --loglevel=error "azurite@$(AZURITE_VERSION)"
+	rm -f $(NODE_TOOLS)/.azurite-*
+	touch $@
+
+azurite: $(AZURITE_INSTALLED)
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -32,7 +45,7 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
 
-pytest: $(INSTALLED)
+pytest: $(INSTALLED) $(AZURITE_INSTALLED)
 	$(BIN)/python -m pytest
 
 docs: $(INSTALLED)
@@ -47,7 +60,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) $(CELERY_VENV) airflow_home docs/_build demo_output
+	rm -rf $(VENV) $(CELERY_VENV) $(NODE_TOOLS) airflow_home docs/_build demo_output
 
 # CeleryExecutor benchmark (not part of `make test`): a 1,000-task mapped DAG on Redis and two
 # Celery workers, against the emulator; prints the figures of docs/deployment.md. Its own

@@ -1,4 +1,5 @@
-"""Fixtures for the transfer tests: instant download retries, S3 on a moto server, DAG builders."""
+"""Fixtures for the transfer tests: instant download retries, DAG builders, and real object stores:
+S3 on a moto server, GCS on gcp-storage-emulator, Azure Blob Storage on Azurite."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.transfers.storage_emulators import (
+    AZURE_CONN_ID,
+    GCS_CONN_ID,
+    Azurite,
+    GcsEmulator,
+    running_azurite,
+    running_gcs_emulator,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -140,11 +150,61 @@ def s3_backend(moto_s3: MotoS3) -> Backend:
     return Backend("s3", f"s3://{bucket}/{prefix}/", MOTO_CONN_ID, listing, digest)
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    """One GCS emulator per session; ``gs://`` paths with ``conn_id="gcs_emulator"`` reach it."""
+    with running_gcs_emulator(tmp_path_factory.mktemp("gcs-emulator")) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite per session; ``abfs://`` paths with ``conn_id="azurite"`` reach it."""
+    with running_azurite(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+def gcs_backend(gcs: GcsEmulator) -> Backend:
+    bucket = gcs.new_bucket()
+    prefix = "tts/audio"
+
+    def listing() -> list[str]:
+        return [name[len(prefix) + 1 :] for name in gcs.names(bucket)] + [
+            f"(open upload) {name}" for name in gcs.open_uploads(bucket)
+        ]
+
+    def digest(name: str) -> str:
+        return hashlib.sha256(gcs.read(bucket, f"{prefix}/{name}")).hexdigest()
+
+    return Backend("gs", f"gs://{bucket}/{prefix}/", GCS_CONN_ID, listing, digest)
+
+
+def abfs_backend(azurite: Azurite) -> Backend:
+    container = azurite.new_container()
+    prefix = "tts/audio"
+
+    def listing() -> list[str]:
+        # Committed blobs only: the staged blocks of an aborted upload are never readable and are
+        # left to Azure, which discards them after a week; what matters is that none of them was
+        # committed, at the final name or any other.
+        return [name[len(prefix) + 1 :] for name in azurite.names(container)]
+
+    def digest(name: str) -> str:
+        return hashlib.sha256(azurite.read(container, f"{prefix}/{name}")).hexdigest()
+
+    return Backend("abfs", f"abfs://{container}/{prefix}/", AZURE_CONN_ID, listing, digest)
+
+
+@pytest.fixture(params=["file", "s3", "gs", "abfs"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    """Each test using it runs once against a local folder and once against S3 (moto)."""
+    """Each test using it runs against a local folder, S3 (moto), GCS (gcp-storage-emulator) and
+    Azure Blob Storage (Azurite), each through the filesystem Airflow gives its scheme."""
     if request.param == "file":
         return local_backend(tmp_path)
+    if request.param == "gs":
+        return gcs_backend(request.getfixturevalue("gcs_emulator"))
+    if request.param == "abfs":
+        return abfs_backend(request.getfixturevalue("azurite"))
     return s3_backend(request.getfixturevalue("moto_s3"))
 
 
