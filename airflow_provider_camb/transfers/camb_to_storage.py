@@ -335,9 +335,8 @@ class CambTTSToStorageOperator(BaseOperator):
         except InvalidRunIdsError as err:
             raise AirflowFailException(str(err)) from None
         try:
-            results = self.hook.get_bulk_results(kind, run_ids)
-        except CambRunsMissingError as err:
-            results, missing = err.urls, dict(err.missing)
+            answer = self.hook.fetch_bulk_results(kind, run_ids)
+            results, missing = answer.found, dict(answer.missing)
         except (CambAuthError, CambConnectionConfigError) as err:
             # A rejected key or a connection without one stays wrong however often we retry.
             raise AirflowFailException(str(err)) from err
