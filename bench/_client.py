@@ -74,14 +74,14 @@ def _warm_storage(uri: str, conn_id: str | None) -> None:
         # The operator still makes its own hook and client inside the timed run (~0.1 s).
         import boto3.s3.transfer  # noqa: F401
 
-        from airflow_provider_camb.transfers._sinks import S3Clients
+        from airflow_provider_camb.storage.sinks import S3Clients
 
         S3Clients().get(conn_id)
 
 
 def prepare_operator(spec: dict[str, Any]) -> Callable[[], int]:
     from airflow_provider_camb.transfers.camb_to_storage import CambTTSToStorageOperator
-    from airflow_provider_camb.xcom_keys import FILE_SIZES
+    from airflow_provider_camb.utils.xcom_keys import FILE_SIZES
 
     conn_id = spec.get("conn_id")
     _warm_storage(spec["destination"], conn_id)

@@ -50,7 +50,7 @@ def _warm_up(destination: str) -> dict[str, Any]:
 
     from airflow_provider_camb.hooks.camb import CambHook
     from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechOperator  # noqa: F401
-    from airflow_provider_camb.transfers._destination import resolve_destination
+    from airflow_provider_camb.storage.destination import resolve_destination
 
     _ = CambHook().settings  # the connection lookup (from AIRFLOW_CONN_CAMB_DEFAULT)
     folder = resolve_destination(destination, None)
@@ -184,8 +184,8 @@ def prepare_operator(spec: dict[str, Any]) -> tuple[Callable[[], int], dict[str,
 def prepare_sequential(spec: dict[str, Any]) -> tuple[Callable[[], int], dict[str, Any]]:
     import requests
 
-    from airflow_provider_camb.text_segments import split_text
-    from airflow_provider_camb.tts_request import TTSStreamRequest
+    from airflow_provider_camb.speech.request import TTSStreamRequest
+    from airflow_provider_camb.speech.segments import split_text
 
     request = TTSStreamRequest.create(voice_id=VOICE_ID, output_format="flac")
     # The operator's payloads: the same segments, the same format (flac segments for flac output).

@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench/_*.py help
 import _tts_book_page
 from _procs import BENCH_DIR, PYTHON, REPO_DIR, ChildError, ServerProcess, _tail
 
+from airflow_provider_camb.speech.segments import split_text
 from airflow_provider_camb.testing._audio import make_audio
-from airflow_provider_camb.text_segments import split_text
 
 MiB = 2**20
 SEED = 20298

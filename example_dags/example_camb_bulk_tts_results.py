@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider_camb.operators.camb import CambBulkTTSResultsOperator
-from airflow_provider_camb.redaction import redact_url
+from airflow_provider_camb.utils.redaction import redact_url
 
 log = logging.getLogger(__name__)
 

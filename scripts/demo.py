@@ -304,7 +304,7 @@ def _write_chapters(folder: Path) -> None:
 def _summarise_audiobook(emulator: CambEmulator, audiobook: Path, elapsed: float) -> int:
     import soundfile
 
-    from airflow_provider_camb.text_segments import split_text
+    from airflow_provider_camb.speech.segments import split_text
 
     calls = emulator.requests("tts_stream")
     print()

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from airflow_provider_camb.audio_join import (
+from airflow_provider_camb.exceptions import CambError
+from airflow_provider_camb.speech.join import (
     OUTPUT_FORMATS,
     AudioInfo,
     AudioJoinError,
     join_segments,
     probe,
 )
-from airflow_provider_camb.exceptions import CambError
 
 RATE = 22050
 # LAME pads the stream to whole MPEG frames (576 samples per granule at 22.05 kHz, 1152 at 32 kHz
@@ -272,7 +272,7 @@ def test_memory_stays_flat_for_two_hundred_parts_and_a_long_one(tmp_path, fmt):
 
 def test_importing_the_module_does_not_import_soundfile():
     code = (
-        "import sys, airflow_provider_camb.audio_join;"
+        "import sys, airflow_provider_camb.speech.join;"
         "assert 'soundfile' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)

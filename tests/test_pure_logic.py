@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_camb.redaction import redact_url, scrub_secret
-from airflow_provider_camb.retry_policy import parse_retry_after
-from airflow_provider_camb.run_ids import normalise_run_ids, parse_run_ids_text, plan_chunks
+from airflow_provider_camb.hooks.retry_policy import parse_retry_after
+from airflow_provider_camb.utils.redaction import redact_url, scrub_secret
+from airflow_provider_camb.utils.run_ids import normalise_run_ids, parse_run_ids_text, plan_chunks
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_scrub_secret_removes_every_occurrence():
 
 @pytest.mark.parametrize(("attempt", "low"), [(1, 1.0), (2, 2.0), (3, 4.0), (6, 30.0), (40, 30.0)])
 def test_backoff_doubles_up_to_a_ceiling_plus_jitter(attempt, low):
-    from airflow_provider_camb.retry_policy import backoff_seconds
+    from airflow_provider_camb.hooks.retry_policy import backoff_seconds
 
     waits = [backoff_seconds(attempt) for _ in range(50)]
     assert all(low <= wait <= low + 1.0 for wait in waits)
@@ -77,7 +77,7 @@ def test_backoff_doubles_up_to_a_ceiling_plus_jitter(attempt, low):
 
 
 def test_backoff_follows_retry_after_but_caps_it():
-    from airflow_provider_camb.retry_policy import MAX_RETRY_AFTER_SECONDS, backoff_seconds
+    from airflow_provider_camb.hooks.retry_policy import MAX_RETRY_AFTER_SECONDS, backoff_seconds
 
     assert backoff_seconds(3, 7.5) == 7.5
     assert backoff_seconds(1, 86_400.0) == MAX_RETRY_AFTER_SECONDS
@@ -95,7 +95,7 @@ def test_backoff_follows_retry_after_but_caps_it():
     ],
 )
 def test_tts_request_takes_voice_settings_however_a_template_rendered_them(rendered):
-    from airflow_provider_camb.tts_request import TTSStreamRequest
+    from airflow_provider_camb.speech.request import TTSStreamRequest
 
     request = TTSStreamRequest.create(voice_id="20298", voice_settings=rendered)
 
@@ -103,7 +103,7 @@ def test_tts_request_takes_voice_settings_however_a_template_rendered_them(rende
 
 
 def test_tts_request_names_voice_settings_that_are_no_mapping():
-    from airflow_provider_camb.tts_request import InvalidTTSRequestError, TTSStreamRequest
+    from airflow_provider_camb.speech.request import InvalidTTSRequestError, TTSStreamRequest
 
     with pytest.raises(InvalidTTSRequestError, match="voice_settings must be a mapping"):
         TTSStreamRequest.create(voice_id=20298, voice_settings="fast please")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from airflow_provider_camb.text_segments import MAX_SEGMENT_CHARS, MIN_SEGMENT_CHARS, split_text
+from airflow_provider_camb.speech.segments import MAX_SEGMENT_CHARS, MIN_SEGMENT_CHARS, split_text
 
 
 def squeeze(text: str) -> str:

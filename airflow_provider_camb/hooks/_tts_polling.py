@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_camb.exceptions import CambAPIError, CambAuthError
-from airflow_provider_camb.rendered_lists import materialise, split_rendered_list
-from airflow_provider_camb.retry_policy import RETRYABLE_STATUS_CODES
+from airflow_provider_camb.hooks.retry_policy import RETRYABLE_STATUS_CODES
+from airflow_provider_camb.utils.rendered_values import materialise, split_rendered_list
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from airflow_provider_camb.task_status import CambTaskStatus
+    from airflow_provider_camb.hooks.task_status import CambTaskStatus
 
 #: Stands for a task not asked in this poll because an earlier request of it failed.
 _NOT_ASKED = object()

@@ -24,23 +24,23 @@ from airflow_provider_camb.exceptions import (
 )
 from airflow_provider_camb.hooks._async_http import shared_async_client
 from airflow_provider_camb.hooks._sessions import USER_AGENT, EnvironmentSession
-from airflow_provider_camb.redaction import redact_url, scrub_secret
-from airflow_provider_camb.result_kinds import RESULT_KINDS, TTS, ResultKind, result_kind
-from airflow_provider_camb.result_values import read_value
-from airflow_provider_camb.retry_policy import (
+from airflow_provider_camb.hooks.result_kinds import RESULT_KINDS, TTS, ResultKind, result_kind
+from airflow_provider_camb.hooks.result_values import read_value
+from airflow_provider_camb.hooks.retry_policy import (
     RETRYABLE_STATUS_CODES,
     WaitRetryAfterOrBackoff,
     parse_retry_after,
 )
-from airflow_provider_camb.run_ids import normalise_run_ids, plan_chunks
-from airflow_provider_camb.task_status import CambTaskStatus
+from airflow_provider_camb.hooks.task_status import CambTaskStatus
+from airflow_provider_camb.utils.redaction import redact_url, scrub_secret
+from airflow_provider_camb.utils.run_ids import normalise_run_ids, plan_chunks
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
     from airflow.sdk import Connection
 
-    from airflow_provider_camb.tts_request import TTSStreamRequest
+    from airflow_provider_camb.speech.request import TTSStreamRequest
 
 DEFAULT_BASE_URL = "https://client.camb.ai/apis"
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -369,7 +369,7 @@ class CambHook(BaseHook):
         ID goes to the single-run endpoint. A chunk rejected because of its IDs is retried one ID
         at a time, so good runs still come back and each bad one is named with the API's reason.
 
-        Each result is read as the API documents it (see :mod:`airflow_provider_camb.result_values`):
+        Each result is read as the API documents it (see :mod:`airflow_provider_camb.hooks.result_values`):
         a URL for ``tts`` and ``text_to_sound``; the object with its URLs for ``dubbing`` (or a
         map language -> that), ``audio_separation`` and ``stories``; the list of texts for
         ``translation``; the transcript list for ``transcription`` (either documented shape).

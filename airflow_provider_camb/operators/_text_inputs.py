@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from airflow_provider_camb.rendered_lists import mapping_entries, parse_rendered_literal
-from airflow_provider_camb.tts_request import MIN_TEXT_CHARS
+from airflow_provider_camb.speech.request import MIN_TEXT_CHARS
+from airflow_provider_camb.utils.rendered_values import mapping_entries, parse_rendered_literal
 
 #: The name a lone text gets when no ``name`` is given.
 DEFAULT_NAME = "speech"

@@ -15,10 +15,10 @@ from airflow_provider_camb.exceptions import (
     describe_missing,
 )
 from airflow_provider_camb.hooks.camb import BulkResults, CambHook
-from airflow_provider_camb.rendered_lists import materialise
-from airflow_provider_camb.result_kinds import result_kind as result_kind_of
-from airflow_provider_camb.run_ids import InvalidRunIdsError, normalise_run_ids, plan_chunks
-from airflow_provider_camb.xcom_keys import DELIVERED_URLS, MISSING_RUN_IDS
+from airflow_provider_camb.hooks.result_kinds import result_kind as result_kind_of
+from airflow_provider_camb.utils.rendered_values import materialise
+from airflow_provider_camb.utils.run_ids import InvalidRunIdsError, normalise_run_ids, plan_chunks
+from airflow_provider_camb.utils.xcom_keys import DELIVERED_URLS, MISSING_RUN_IDS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -20,9 +20,14 @@ from airflow_provider_camb.exceptions import (
 )
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.operators._text_inputs import InvalidTextsError, parse_texts, preview
-from airflow_provider_camb.rendered_lists import is_missing, materialise, parse_rendered_literal, whole_number
-from airflow_provider_camb.text_segments import MAX_SEGMENT_CHARS, MIN_SEGMENT_CHARS, split_text
-from airflow_provider_camb.xcom_keys import CREATED_TASKS
+from airflow_provider_camb.speech.segments import MAX_SEGMENT_CHARS, MIN_SEGMENT_CHARS, split_text
+from airflow_provider_camb.utils.rendered_values import (
+    is_missing,
+    materialise,
+    parse_rendered_literal,
+    whole_number,
+)
+from airflow_provider_camb.utils.xcom_keys import CREATED_TASKS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -14,14 +14,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_camb._lineage import (
-    DeliveredFile,
-    attach_to_asset_outlets,
-    openlineage_facets,
-    storage_dataset,
-    url_dataset,
-)
-from airflow_provider_camb.audio_join import AudioJoinError, join_segments, probe
 from airflow_provider_camb.exceptions import CambAPIError, CambAuthError, CambConnectionConfigError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.operators._text_inputs import (
@@ -30,19 +22,28 @@ from airflow_provider_camb.operators._text_inputs import (
     parse_texts,
     preview,
 )
-from airflow_provider_camb.text_segments import split_text
-from airflow_provider_camb.transfers._destination import (
+from airflow_provider_camb.speech.join import AudioJoinError, join_segments, probe
+from airflow_provider_camb.speech.request import InvalidTTSRequestError, TTSStreamRequest
+from airflow_provider_camb.speech.segments import split_text
+from airflow_provider_camb.storage.destination import (
     InvalidDestinationError,
     resolve_destination,
     uri_of,
 )
-from airflow_provider_camb.transfers._naming import (
+from airflow_provider_camb.storage.lineage import (
+    DeliveredFile,
+    attach_to_asset_outlets,
+    openlineage_facets,
+    storage_dataset,
+    url_dataset,
+)
+from airflow_provider_camb.storage.naming import (
     InvalidFilenameTemplateError,
     is_inside,
     render_text_filename,
     validate_filename_template,
 )
-from airflow_provider_camb.transfers._sinks import (
+from airflow_provider_camb.storage.sinks import (
     S3Clients,
     ensure_folder,
     existing_size,
@@ -51,7 +52,6 @@ from airflow_provider_camb.transfers._sinks import (
     remove_tree,
     write_file_atomically,
 )
-from airflow_provider_camb.tts_request import InvalidTTSRequestError, TTSStreamRequest
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

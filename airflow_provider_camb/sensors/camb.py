@@ -29,10 +29,10 @@ from airflow_provider_camb.hooks._tts_polling import (
     normalise_task_ids,
 )
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.result_kinds import kind_label
-from airflow_provider_camb.result_kinds import result_kind as result_kind_of
+from airflow_provider_camb.hooks.result_kinds import kind_label
+from airflow_provider_camb.hooks.result_kinds import result_kind as result_kind_of
 from airflow_provider_camb.triggers.camb import EVENT_STATUSES, CambTaskTrigger, CambTTSTaskTrigger
-from airflow_provider_camb.xcom_keys import RUN_IDS_BY_TASK
+from airflow_provider_camb.utils.xcom_keys import RUN_IDS_BY_TASK
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -1,7 +1,7 @@
 """What each batch kind accepts when a task is created, which files its runs have, and the value
 its result endpoints answer.  Pure: URLs are made by a callable the emulator passes in.
 
-Every kind shares one life cycle (see :mod:`airflow_provider_camb.result_kinds`); only the
+Every kind shares one life cycle (see :mod:`airflow_provider_camb.hooks.result_kinds`); only the
 create body and the result value differ, and those differences live here.
 """
 
@@ -118,7 +118,7 @@ def check_create(kind: str, payload: Any) -> list[dict[str, Any]]:
 
     Light on purpose: the required fields and their types, not every constraint of the real API.
 
-    :param kind: a kind name from :data:`~airflow_provider_camb.result_kinds.RESULT_KINDS`.
+    :param kind: a kind name from :data:`~airflow_provider_camb.hooks.result_kinds.RESULT_KINDS`.
     :param payload: the parsed JSON body or form (uploads as :class:`Upload`).
     """
     if kind == "tts":

@@ -3,14 +3,14 @@
 The API lives under :data:`API_PREFIX`; generated files under :data:`FILES_ROOT` on the same
 server (TTS audio under :data:`FILES_PREFIX`, every other kind's files under
 ``/files/<kind>/``).  The paths of the batch kinds come from
-:mod:`airflow_provider_camb.result_kinds`, the provider's own table.
+:mod:`airflow_provider_camb.hooks.result_kinds`, the provider's own table.
 """
 
 from __future__ import annotations
 
 import re
 
-from airflow_provider_camb.result_kinds import RESULT_KINDS
+from airflow_provider_camb.hooks.result_kinds import RESULT_KINDS
 
 #: Every batch kind's name, TTS first (``result_kinds.RESULT_KINDS`` order).
 KIND_NAMES: tuple[str, ...] = tuple(RESULT_KINDS)

@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_camb.result_kinds import result_kind
+from airflow_provider_camb.hooks.result_kinds import result_kind
 from airflow_provider_camb.testing._kinds import VALUE_SHAPES
 from airflow_provider_camb.testing.emulator import ENDPOINTS, KINDS, CambEmulator
 

@@ -26,7 +26,7 @@ from itertools import count as _count
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from airflow_provider_camb.result_kinds import RESULT_KINDS, result_kind
+from airflow_provider_camb.hooks.result_kinds import RESULT_KINDS, result_kind
 from airflow_provider_camb.testing import _control
 from airflow_provider_camb.testing._audio import AUDIO_FORMATS, AudioFile, make_audio
 from airflow_provider_camb.testing._catalogue import SOURCE_LANGUAGES, TARGET_LANGUAGES, VOICES
@@ -81,7 +81,7 @@ __all__ = [
     "JournalEntry",
 ]
 
-#: The batch kinds the emulator serves (names from :mod:`airflow_provider_camb.result_kinds`).
+#: The batch kinds the emulator serves (names from :mod:`airflow_provider_camb.hooks.result_kinds`).
 KINDS = tuple(RESULT_KINDS)
 
 log = logging.getLogger(__name__)

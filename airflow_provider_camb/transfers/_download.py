@@ -19,13 +19,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from airflow_provider_camb.hooks._sessions import USER_AGENT, EnvironmentSession
-from airflow_provider_camb.redaction import redact_url
-from airflow_provider_camb.retry_policy import backoff_seconds, parse_retry_after
+from airflow_provider_camb.hooks.retry_policy import backoff_seconds, parse_retry_after
+from airflow_provider_camb.utils.redaction import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_camb.transfers._sinks import AtomicSink
+    from airflow_provider_camb.storage.sinks import AtomicSink
 
 T = TypeVar("T")
 

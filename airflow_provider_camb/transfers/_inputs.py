@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from airflow_provider_camb.redaction import redact_url
-from airflow_provider_camb.rendered_lists import NOT_A_LITERAL, mapping_entries, parse_rendered_literal
-from airflow_provider_camb.result_values import result_urls
-from airflow_provider_camb.run_ids import InvalidRunIdsError, normalise_run_ids
+from airflow_provider_camb.hooks.result_values import result_urls
+from airflow_provider_camb.utils.redaction import redact_url
+from airflow_provider_camb.utils.rendered_values import NOT_A_LITERAL, mapping_entries, parse_rendered_literal
+from airflow_provider_camb.utils.run_ids import InvalidRunIdsError, normalise_run_ids
 
 if TYPE_CHECKING:
-    from airflow_provider_camb.result_kinds import ResultKind
+    from airflow_provider_camb.hooks.result_kinds import ResultKind
 
 
 class InvalidTransferInputError(ValueError):

@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_camb.exceptions import CambRunsMissingError
-from airflow_provider_camb.result_values import result_urls
+from airflow_provider_camb.hooks.result_values import result_urls
 from airflow_provider_camb.transfers._download import PermanentDownloadError
 from airflow_provider_camb.transfers._inputs import InvalidTransferInputError, check_download_url
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterable
 
     from airflow_provider_camb.hooks.camb import CambHook
-    from airflow_provider_camb.result_kinds import ResultKind
+    from airflow_provider_camb.hooks.result_kinds import ResultKind
 
 
 #: How an unusable fresh URL is described; callers tell it apart from a run the API lacks.

@@ -10,13 +10,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_camb._lineage import (
-    DeliveredFile,
-    attach_to_asset_outlets,
-    openlineage_facets,
-    storage_dataset,
-    url_dataset,
-)
 from airflow_provider_camb.exceptions import (
     CambAuthError,
     CambConnectionConfigError,
@@ -24,11 +17,33 @@ from airflow_provider_camb.exceptions import (
     describe_missing,
 )
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.redaction import redact_url
-from airflow_provider_camb.result_kinds import result_kind as result_kind_of
-from airflow_provider_camb.result_values import result_urls
-from airflow_provider_camb.run_ids import InvalidRunIdsError, normalise_run_ids
-from airflow_provider_camb.transfers._destination import InvalidDestinationError, resolve_destination, uri_of
+from airflow_provider_camb.hooks.result_kinds import result_kind as result_kind_of
+from airflow_provider_camb.hooks.result_values import result_urls
+from airflow_provider_camb.storage.destination import InvalidDestinationError, resolve_destination, uri_of
+from airflow_provider_camb.storage.lineage import (
+    DeliveredFile,
+    attach_to_asset_outlets,
+    openlineage_facets,
+    storage_dataset,
+    url_dataset,
+)
+from airflow_provider_camb.storage.naming import (
+    DEFAULT_FIELD_FILENAME_TEMPLATE,
+    DEFAULT_FILENAME_TEMPLATE,
+    choose_ext,
+    ext_from_url,
+    is_inside,
+    render_field_filename,
+    render_filename,
+    validate_filename_template,
+)
+from airflow_provider_camb.storage.sinks import (
+    S3_UPLOAD_CONCURRENCY,
+    S3Clients,
+    ensure_folder,
+    existing_size,
+    open_atomic,
+)
 from airflow_provider_camb.transfers._download import (
     Downloader,
     PermanentDownloadError,
@@ -46,26 +61,11 @@ from airflow_provider_camb.transfers._inputs import (
     parse_result_urls,
     parse_urls,
 )
-from airflow_provider_camb.transfers._naming import (
-    DEFAULT_FIELD_FILENAME_TEMPLATE,
-    DEFAULT_FILENAME_TEMPLATE,
-    choose_ext,
-    ext_from_url,
-    is_inside,
-    render_field_filename,
-    render_filename,
-    validate_filename_template,
-)
 from airflow_provider_camb.transfers._progress import ProgressReporter
 from airflow_provider_camb.transfers._refresh import UNUSABLE_URL, BatchedUrlRefresher, kind_fetcher
-from airflow_provider_camb.transfers._sinks import (
-    S3_UPLOAD_CONCURRENCY,
-    S3Clients,
-    ensure_folder,
-    existing_size,
-    open_atomic,
-)
-from airflow_provider_camb.xcom_keys import FILE_SIZES, MISSING_RUN_IDS
+from airflow_provider_camb.utils.redaction import redact_url
+from airflow_provider_camb.utils.run_ids import InvalidRunIdsError, normalise_run_ids
+from airflow_provider_camb.utils.xcom_keys import FILE_SIZES, MISSING_RUN_IDS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
-    from airflow_provider_camb.transfers._sinks import AtomicSink
+    from airflow_provider_camb.storage.sinks import AtomicSink
 
 
 #: Files in flight by default: 8 keeps a 20 ms first-byte latency from dominating many small

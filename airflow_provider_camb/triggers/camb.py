@@ -19,8 +19,8 @@ from airflow_provider_camb.hooks._tts_polling import (
     gave_up_error,
 )
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.result_kinds import kind_label
-from airflow_provider_camb.result_kinds import result_kind as result_kind_of
+from airflow_provider_camb.hooks.result_kinds import kind_label
+from airflow_provider_camb.hooks.result_kinds import result_kind as result_kind_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_camb.text_segments import split_text
+from airflow_provider_camb.speech.segments import split_text
 from tests.conftest import REPO_ROOT
 
 if TYPE_CHECKING:

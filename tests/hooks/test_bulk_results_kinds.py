@@ -8,7 +8,7 @@ import pytest
 
 from airflow_provider_camb.exceptions import CambRunsMissingError
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.result_kinds import RESULT_KINDS
+from airflow_provider_camb.hooks.result_kinds import RESULT_KINDS
 from tests.camb_api_fakes import BASE_URL
 
 VALUES = {

@@ -19,7 +19,7 @@ from airflow_provider_camb.exceptions import (
     CambRunsMissingError,
 )
 from airflow_provider_camb.hooks.camb import DEFAULT_BASE_URL, CambHook
-from airflow_provider_camb.run_ids import InvalidRunIdsError
+from airflow_provider_camb.utils.run_ids import InvalidRunIdsError
 from tests.camb_api_fakes import BASE_URL, BULK, SINGLE, audio_url, bulk_answer, single_answer
 from tests.hooks.conftest import API_KEY
 

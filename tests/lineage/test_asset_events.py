@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_camb.testing.pytest_plugin import FIXTURE_API_KEY
-from airflow_provider_camb.xcom_keys import FILE_SIZES
+from airflow_provider_camb.utils.xcom_keys import FILE_SIZES
 from tests.lineage.conftest import dag_id_for, transfer_dag, tts_dag
 
 TEXTS = {"intro": "Welcome to the show.", "chapter-1": "The first chapter, read aloud."}

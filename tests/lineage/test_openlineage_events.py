@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 
-from airflow_provider_camb._lineage import storage_dataset, url_dataset
+from airflow_provider_camb.storage.lineage import storage_dataset, url_dataset
 from airflow_provider_camb.testing.pytest_plugin import FIXTURE_API_KEY
 from tests.lineage.conftest import dag_id_for, transfer_dag, tts_dag
 

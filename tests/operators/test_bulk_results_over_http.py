@@ -8,8 +8,8 @@ from unittest import mock
 import pytest
 
 from airflow_provider_camb.exceptions import CambRunsMissingError
+from airflow_provider_camb.hooks.result_kinds import RESULT_KINDS
 from airflow_provider_camb.operators.camb import CambBulkResultsOperator
-from airflow_provider_camb.result_kinds import RESULT_KINDS
 
 
 def run(operator: CambBulkResultsOperator) -> tuple[Any, mock.MagicMock]:

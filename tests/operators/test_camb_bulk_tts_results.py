@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_camb.exceptions import CambAPIError, CambRunsMissingError
 from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.operators.camb import CambBulkTTSResultsOperator
-from airflow_provider_camb.xcom_keys import DELIVERED_URLS, MISSING_RUN_IDS
+from airflow_provider_camb.utils.xcom_keys import DELIVERED_URLS, MISSING_RUN_IDS
 from tests.camb_api_fakes import BASE_URL, BULK, SINGLE, audio_url, bulk_answer, single_answer
 from tests.operators.conftest import pushed
 

@@ -13,7 +13,7 @@ import pytest
 from airflow.sdk import DAG, task
 
 from airflow_provider_camb.operators.camb import CambBulkTTSResultsOperator
-from airflow_provider_camb.xcom_keys import DELIVERED_URLS, MISSING_RUN_IDS
+from airflow_provider_camb.utils.xcom_keys import DELIVERED_URLS, MISSING_RUN_IDS
 
 if TYPE_CHECKING:
     from airflow_provider_camb.testing import CambEmulator

@@ -33,7 +33,7 @@ from airflow_provider_camb.operators.create_tts import (
     parse_create_texts,
 )
 from airflow_provider_camb.sensors.camb import CambTTSTaskSensor
-from airflow_provider_camb.xcom_keys import CREATED_TASKS
+from airflow_provider_camb.utils.xcom_keys import CREATED_TASKS
 from tests.camb_api_fakes import BASE_URL
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_camb.text_segments import split_text
+from airflow_provider_camb.speech.segments import split_text
 from tests.airflow_support import load_example_dag
 from tests.conftest import REPO_ROOT
 

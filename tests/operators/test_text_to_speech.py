@@ -12,7 +12,7 @@ import soundfile
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_camb.operators.text_to_speech import STAGING_FOLDER, CambTextToSpeechOperator
-from airflow_provider_camb.text_segments import split_text
+from airflow_provider_camb.speech.segments import split_text
 
 SECONDS_PER_CHAR = 0.002
 VOICE = 20298

@@ -15,7 +15,7 @@ import pytest
 import soundfile
 
 from airflow_provider_camb.operators.text_to_speech import STAGING_FOLDER, CambTextToSpeechOperator
-from airflow_provider_camb.text_segments import split_text
+from airflow_provider_camb.speech.segments import split_text
 from tests.operators.test_text_to_speech import SECONDS_PER_CHAR, VOICE, book
 
 WORKER = textwrap.dedent(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from airflow_provider_camb.exceptions import CambAPIError, CambAuthError
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.task_status import CambTaskStatus
+from airflow_provider_camb.hooks.task_status import CambTaskStatus
 
 if TYPE_CHECKING:
     import pytest

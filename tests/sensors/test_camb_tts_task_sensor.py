@@ -20,7 +20,7 @@ from airflow.sdk.exceptions import (
 from airflow_provider_camb.exceptions import CambAPIError, CambConnectionConfigError
 from airflow_provider_camb.sensors.camb import CambTTSTaskSensor
 from airflow_provider_camb.triggers.camb import CambTTSTaskTrigger
-from airflow_provider_camb.xcom_keys import RUN_IDS_BY_TASK
+from airflow_provider_camb.utils.xcom_keys import RUN_IDS_BY_TASK
 from tests.sensors.fakes import (
     ScriptedStatuses,
     pending,

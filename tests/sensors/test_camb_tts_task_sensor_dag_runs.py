@@ -14,7 +14,7 @@ from airflow.sdk import DAG
 
 from airflow_provider_camb.operators.camb import CambBulkTTSResultsOperator
 from airflow_provider_camb.sensors.camb import CambTTSTaskSensor
-from airflow_provider_camb.xcom_keys import RUN_IDS_BY_TASK
+from airflow_provider_camb.utils.xcom_keys import RUN_IDS_BY_TASK
 from tests.airflow_support import load_example_dag
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from airflow_provider_camb.result_kinds import RESULT_KINDS
+from airflow_provider_camb.hooks.result_kinds import RESULT_KINDS
 from airflow_provider_camb.testing import ENDPOINTS
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from unittest import mock
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_camb.transfers import _sinks
-from airflow_provider_camb.transfers._sinks import existing_size, open_atomic
+from airflow_provider_camb.storage import sinks as _sinks
+from airflow_provider_camb.storage.sinks import existing_size, open_atomic
 from tests.transfers.storage_emulators import AZURE_CONN_ID, AZURITE_ACCOUNT
 
 MiB = 2**20

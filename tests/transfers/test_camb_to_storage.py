@@ -15,7 +15,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_camb.transfers.camb_to_storage import CambTTSToStorageOperator
-from airflow_provider_camb.xcom_keys import FILE_SIZES, MISSING_RUN_IDS
+from airflow_provider_camb.utils.xcom_keys import FILE_SIZES, MISSING_RUN_IDS
 
 MiB = 2**20
 

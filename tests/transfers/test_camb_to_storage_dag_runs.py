@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_camb.xcom_keys import FILE_SIZES, MISSING_RUN_IDS
+from airflow_provider_camb.utils.xcom_keys import FILE_SIZES, MISSING_RUN_IDS
 from tests.transfers.conftest import Backend, transfer_dag, unique_dag_id
 
 pytestmark = pytest.mark.usefixtures("airflow_db")

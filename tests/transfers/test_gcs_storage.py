@@ -11,9 +11,9 @@ import gc
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_camb.transfers import _sinks
-from airflow_provider_camb.transfers._sinks import existing_size, open_atomic
-from airflow_provider_camb.xcom_keys import MISSING_RUN_IDS
+from airflow_provider_camb.storage import sinks as _sinks
+from airflow_provider_camb.storage.sinks import existing_size, open_atomic
+from airflow_provider_camb.utils.xcom_keys import MISSING_RUN_IDS
 from tests.transfers.conftest import transfer_dag, unique_dag_id
 from tests.transfers.storage_emulators import GCS_CONN_ID
 

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_camb.storage.naming import (
+    InvalidFilenameTemplateError,
+    choose_ext,
+    is_inside,
+    render_filename,
+    validate_filename_template,
+)
 from airflow_provider_camb.transfers._download import (
     RetrySettings,
     describe_error,
@@ -11,13 +18,6 @@ from airflow_provider_camb.transfers._download import (
     url_expires_at,
 )
 from airflow_provider_camb.transfers._inputs import InvalidTransferInputError, parse_urls
-from airflow_provider_camb.transfers._naming import (
-    InvalidFilenameTemplateError,
-    choose_ext,
-    is_inside,
-    render_filename,
-    validate_filename_template,
-)
 from airflow_provider_camb.transfers._progress import ProgressReporter
 
 # -- extensions ------------------------------------------------------------------------------

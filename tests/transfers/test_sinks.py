@@ -10,8 +10,8 @@ import time
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_camb.transfers import _sinks
-from airflow_provider_camb.transfers._sinks import (
+from airflow_provider_camb.storage import sinks as _sinks
+from airflow_provider_camb.storage.sinks import (
     S3Clients,
     S3StreamSink,
     S3UploadError,

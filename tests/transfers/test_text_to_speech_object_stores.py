@@ -12,7 +12,7 @@ import requests
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_camb.operators.text_to_speech import STAGING_FOLDER
-from airflow_provider_camb.text_segments import split_text
+from airflow_provider_camb.speech.segments import split_text
 from tests.operators.test_text_to_speech import SECONDS_PER_CHAR, book, operator, run
 from tests.transfers.conftest import Backend, abfs_backend, gcs_backend
 

@@ -11,9 +11,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_camb.hooks.camb import CambHook
-from airflow_provider_camb.transfers._naming import InvalidFilenameTemplateError
+from airflow_provider_camb.storage.naming import InvalidFilenameTemplateError
 from airflow_provider_camb.transfers.camb_to_storage import CambTTSToStorageOperator
-from airflow_provider_camb.xcom_keys import FILE_SIZES, MISSING_RUN_IDS
+from airflow_provider_camb.utils.xcom_keys import FILE_SIZES, MISSING_RUN_IDS
 from tests.transfers.conftest import Backend, transfer_dag, unique_dag_id
 
 #: ``result_urls`` field -> (the emulator's file name, its extension), per kind.

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_provider_camb.result_kinds import ResultKind
+    from airflow_provider_camb.hooks.result_kinds import ResultKind
 
 Reading = tuple[Any, str | None]
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_camb.rendered_lists import (
+from airflow_provider_camb.utils.rendered_values import (
     NOT_A_LITERAL,
     is_missing,
     parse_rendered_literal,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from airflow_provider_camb.rendered_lists import materialise, positive_int, split_rendered_list
+from airflow_provider_camb.utils.rendered_values import materialise, positive_int, split_rendered_list
 
 # POST /tts-results accepts 2 to 5 unique positive integers (RunIDsRequestPayload).
 MIN_BULK_CHUNK = 2
