@@ -24,6 +24,19 @@ def load_example_dag(dag_id: str) -> DAG:
     return bag.dags[dag_id]
 
 
+def one_task_dag(dag_id: str, operator: type, task_id: str, **operator_kwargs: Any) -> DAG:
+    """A manually triggered DAG holding one task, ``operator(task_id=task_id, **operator_kwargs)``."""
+    from datetime import datetime, timezone
+
+    from airflow.sdk import DAG
+
+    with DAG(
+        dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc), catchup=False
+    ) as dag:
+        operator(task_id=task_id, **operator_kwargs)
+    return dag
+
+
 class DagRunner:
     """Registers a DAG built inside a test, runs it with ``dag.test()`` and reads its results."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -100,16 +99,8 @@ def dag_id_for(request: pytest.FixtureRequest, suffix: str = "") -> str:
 
 def tts_dag(dag_id: str, **operator_kwargs: Any) -> Any:
     """A one-task DAG around CambTextToSpeechOperator (task_id ``speak``)."""
-    from airflow.sdk import DAG
-
     from airflow_provider_camb.operators.text_to_speech import CambTextToSpeechOperator
+    from tests.airflow_support import one_task_dag
 
     operator_kwargs.setdefault("voice_id", VOICE)
-    with DAG(
-        dag_id=dag_id,
-        schedule=None,
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-        catchup=False,
-    ) as dag:
-        CambTextToSpeechOperator(task_id="speak", **operator_kwargs)
-    return dag
+    return one_task_dag(dag_id, CambTextToSpeechOperator, "speak", **operator_kwargs)

@@ -210,20 +210,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 def transfer_dag(dag_id: str, **operator_kwargs: Any) -> Any:
     """A one-task DAG around CambTTSToStorageOperator (task_id ``transfer``)."""
-    from datetime import datetime, timezone
-
-    from airflow.sdk import DAG
-
     from airflow_provider_camb.transfers.camb_to_storage import CambTTSToStorageOperator
+    from tests.airflow_support import one_task_dag
 
-    with DAG(
-        dag_id=dag_id,
-        schedule=None,
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-        catchup=False,
-    ) as dag:
-        CambTTSToStorageOperator(task_id="transfer", **operator_kwargs)
-    return dag
+    return one_task_dag(dag_id, CambTTSToStorageOperator, "transfer", **operator_kwargs)
 
 
 def unique_dag_id(request: pytest.FixtureRequest) -> str:
