@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
+import subprocess
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from pathlib import Path
+from typing import Any
 
 MiB = 2**20
 
@@ -52,6 +53,46 @@ class Target:
     value: str
     limit: str
     passed: bool
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, memory, kernel and Python of this machine, for the page's header."""
+    import psutil
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def package_versions(names: list[str], *, curl: bool = False) -> dict[str, str]:
+    """``name -> version`` of each installed package (``"not installed"`` otherwise).
+
+    :param curl: add the version of the ``curl`` command too.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    if curl:
+        answer = subprocess.run(["curl", "--version"], capture_output=True, text=True, check=False).stdout
+        out["curl"] = answer.split()[1] if answer else "not found"
+    return out
 
 
 def cells(records: list[dict[str, Any]]) -> list[Cell]:

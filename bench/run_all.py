@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -91,41 +89,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch dir (logs, profiles)")
     return parser.parse_args(argv)
-
-
-def _machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import psutil
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    names = ["airflow-provider-camb", "apache-airflow", "requests", "urllib3", "s3fs", "boto3", "moto"]
-    out = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    curl = subprocess.run(["curl", "--version"], capture_output=True, text=True, check=False).stdout
-    out["curl"] = curl.split()[1] if curl else "not found"
-    return out
 
 
 def _run(args: argparse.Namespace, scratch: Path) -> list[dict[str, Any]]:
@@ -232,8 +195,11 @@ def main(argv: list[str] | None = None) -> int:
             "reps": args.reps or (1 if args.quick else 3),
             "load_average_before": load_before,
             "load_average_after": _load(),
-            "machine": _machine(),
-            "versions": _versions(),
+            "machine": _report.machine_info(),
+            "versions": _report.package_versions(
+                ["airflow-provider-camb", "apache-airflow", "requests", "urllib3", "s3fs", "boto3", "moto"],
+                curl=True,
+            ),
         },
         "summary": _report.summary(records),
         "records": records,

@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench/_*.py help
 
 import _tts_book_page
 from _procs import BENCH_DIR, PYTHON, REPO_DIR, ChildError, ServerProcess, _tail
+from _report import Target, machine_info, package_versions
 
 from airflow_provider_camb.speech.segments import split_text
 from airflow_provider_camb.testing._audio import make_audio
@@ -426,14 +427,6 @@ def run_rss(bench: Bench, plan: Plan) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Target:
-    name: str
-    value: str
-    limit: str
-    passed: bool
-
-
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     if "book" in result:
@@ -459,32 +452,6 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
     return [asdict(t) for t in out]
-
-
-def _machine() -> dict[str, Any]:
-    import platform
-
-    import psutil
-
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    names = ["airflow-provider-camb", "apache-airflow", "requests", "urllib3", "soundfile", "numpy"]
-    return {name: version(name) for name in names}
 
 
 def measure(
@@ -516,8 +483,10 @@ def measure(
         "rss_reps": plan.rss_reps,
         "load_average_before": load_before,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "machine": _machine(),
-        "versions": _versions(),
+        "machine": machine_info(),
+        "versions": package_versions(
+            ["airflow-provider-camb", "apache-airflow", "requests", "urllib3", "soundfile", "numpy"]
+        ),
     }
     result["targets"] = targets(result)
     return result
