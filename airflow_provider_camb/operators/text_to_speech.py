@@ -7,7 +7,7 @@ import os
 import tempfile
 import threading
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,9 +52,11 @@ from airflow_provider_camb.storage.sinks import (
     remove_tree,
     write_file_atomically,
 )
+from airflow_provider_camb.utils.threads import stoppable_pool
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from concurrent.futures import Future
 
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context, ObjectStoragePath
@@ -363,44 +365,38 @@ class CambTextToSpeechOperator(BaseOperator):
         s3_clients = S3Clients(max_connections=self.max_concurrency)
         results: dict[str, dict[str, Any]] = {}
         failed: dict[str, str] = {}
-        # The spool outlives the pool: a worker still finishing a segment writes into it.
-        with tempfile.TemporaryDirectory(prefix="camb-tts-") as spool:
-            pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="camb-tts")
-            try:
-                # Every segment of every text is queued up front, texts in order: the pool works on
-                # the next texts while the finished ones are joined and written here.
-                jobs: dict[str, Future[_SegmentAudio]] = {}
-                for plan in plans:
-                    for segment in plan.segments:
-                        # Two texts with the same segment (a repeated text, a shared preamble)
-                        # pay for it once: the staged name is the segment's content key.
-                        future = jobs.get(segment.staged.path)
-                        plan.owns.append(future is None)
-                        if future is None:
-                            future = pool.submit(
-                                self._make_segment, plan, segment, request, hook, s3_clients, spool
-                            )
-                            future.add_done_callback(self._stop_on_fatal(plan, segment))
-                            jobs[segment.staged.path] = future
-                        plan.futures.append(future)
-                users = Counter(plan.staging.path for plan in plans)
-                for plan in plans:
-                    try:
-                        results[plan.name] = self._finish(plan, spool, s3_clients, users)
-                        self._delivered(plan, results[plan.name], written=True)
-                    except _Retryable as err:
-                        failed[plan.name] = str(err)
-                        self.log.error("Text %r: not written: %s", plan.name, err)
-            except BaseException:
-                # Killed, timed out or failed for good: no segment starts any more; those in
-                # flight finish and are staged for the next try.
-                if self._stop is not None:
-                    self._stop.set()
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-            finally:
-                pool.shutdown(wait=True)
-                hook.close()
+        # The spool outlives the pool: a worker still finishing a segment writes into it. A
+        # failure stops the pool: no segment starts any more; those in flight finish and are
+        # staged for the next try.
+        with (
+            tempfile.TemporaryDirectory(prefix="camb-tts-") as spool,
+            contextlib.closing(hook),
+            stoppable_pool(self.max_concurrency, "camb-tts", self._stop) as pool,
+        ):
+            # Every segment of every text is queued up front, texts in order: the pool works on
+            # the next texts while the finished ones are joined and written here.
+            jobs: dict[str, Future[_SegmentAudio]] = {}
+            for plan in plans:
+                for segment in plan.segments:
+                    # Two texts with the same segment (a repeated text, a shared preamble)
+                    # pay for it once: the staged name is the segment's content key.
+                    future = jobs.get(segment.staged.path)
+                    plan.owns.append(future is None)
+                    if future is None:
+                        future = pool.submit(
+                            self._make_segment, plan, segment, request, hook, s3_clients, spool
+                        )
+                        future.add_done_callback(self._stop_on_fatal(plan, segment))
+                        jobs[segment.staged.path] = future
+                    plan.futures.append(future)
+            users = Counter(plan.staging.path for plan in plans)
+            for plan in plans:
+                try:
+                    results[plan.name] = self._finish(plan, spool, s3_clients, users)
+                    self._delivered(plan, results[plan.name], written=True)
+                except _Retryable as err:
+                    failed[plan.name] = str(err)
+                    self.log.error("Text %r: not written: %s", plan.name, err)
         if failed:
             # Retryable: the finished segments are staged, so the next try pays only for the rest.
             raise AirflowException(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,7 @@ from airflow_provider_camb.transfers._progress import ProgressReporter
 from airflow_provider_camb.transfers._refresh import UNUSABLE_URL, BatchedUrlRefresher, kind_fetcher
 from airflow_provider_camb.utils.redaction import redact_url
 from airflow_provider_camb.utils.run_ids import InvalidRunIdsError, normalise_run_ids
+from airflow_provider_camb.utils.threads import stoppable_pool
 from airflow_provider_camb.utils.xcom_keys import FILE_SIZES, MISSING_RUN_IDS
 
 if TYPE_CHECKING:
@@ -393,8 +395,11 @@ class CambTTSToStorageOperator(BaseOperator):
         downloader = Downloader(pool_size=workers)
         s3_clients = S3Clients(max_connections=workers * S3_UPLOAD_CONCURRENCY)
         recovery = Recovery(self.retry_settings, self.log, self._stop)
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="camb-transfer")
-        try:
+        # A failure (the task killed or timed out) stops the pool: every thread aborts its file.
+        with (
+            contextlib.closing(downloader),
+            stoppable_pool(workers, "camb-transfer", self._stop) as executor,
+        ):
             futures = {
                 executor.submit(
                     self._transfer_one, run_id, url, folder, downloader, s3_clients, recovery, progress
@@ -419,15 +424,6 @@ class CambTTSToStorageOperator(BaseOperator):
                 self.log.error(
                     "%s: not transferred: %s", _label(run_id), failed.get(run_id) or missing[_run_of(run_id)]
                 )
-        except BaseException:
-            # Task killed or timed out: let every thread abort its file and stop.
-            if self._stop is not None:
-                self._stop.set()
-            executor.shutdown(wait=True, cancel_futures=True)
-            raise
-        finally:
-            executor.shutdown(wait=True)
-            downloader.close()
         # Keep the input order in the XComs, whatever order the threads finished in.
         self._delivered = {run_id: self._delivered[run_id] for run_id in urls if run_id in self._delivered}
         self.log.info("Done: %s.", progress.summary())
