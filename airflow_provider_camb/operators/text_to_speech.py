@@ -240,7 +240,9 @@ class CambTextToSpeechOperator(BaseOperator):
         self._fatal = None
         self._files = []
         request, texts, folder = self._checked_inputs()
-        self._api_endpoint = self._tts_endpoint()
+        # One hook per try: the lineage endpoint and the synthesis read its connection once.
+        hook = CambHook(camb_conn_id=self.camb_conn_id)
+        self._api_endpoint = self._tts_endpoint(hook)
         plans, existing = self._plan(folder, texts, request)
         to_make = [plan for plan in plans if plan.name not in existing]
         characters = sum(plan.characters for plan in to_make)
@@ -266,7 +268,7 @@ class CambTextToSpeechOperator(BaseOperator):
                 f" ({len(existing)} already there)" if existing else "",
             )
             ensure_folder(folder)
-            results.update(self._synthesise(to_make, request))
+            results.update(self._synthesise(to_make, request, hook))
         elif plans:
             self.log.info("All %d file(s) are already in %s: no API call made.", len(plans), uri_of(folder))
         spent = [item["credits"] for item in results.values() if item["credits"] is not None]
@@ -360,8 +362,9 @@ class CambTextToSpeechOperator(BaseOperator):
 
     # -- synthesis --------------------------------------------------------------------------
 
-    def _synthesise(self, plans: list[_TextPlan], request: TTSStreamRequest) -> dict[str, dict[str, Any]]:
-        hook = CambHook(camb_conn_id=self.camb_conn_id)
+    def _synthesise(
+        self, plans: list[_TextPlan], request: TTSStreamRequest, hook: CambHook
+    ) -> dict[str, dict[str, Any]]:
         s3_clients = S3Clients(max_connections=self.max_concurrency)
         results: dict[str, dict[str, Any]] = {}
         failed: dict[str, str] = {}
@@ -558,14 +561,16 @@ class CambTextToSpeechOperator(BaseOperator):
     def _delivered(self, plan: _TextPlan, entry: dict[str, Any], *, written: bool) -> None:
         self._files.append(DeliveredFile(plan.name, entry["uri"], entry["bytes"], written, plan.target))
 
-    def _tts_endpoint(self) -> str | None:
+    def _tts_endpoint(self, hook: CambHook) -> str | None:
         """The URL the texts go to (``<API base URL>/tts-stream``), for lineage.
 
         Read in ``execute()``, not when OpenLineage asks: its listener may run in a forked
         process that must not talk to the task's supervisor.
+
+        :param hook: the try's hook (its connection is read once, then kept).
         """
         try:
-            return f"{CambHook(camb_conn_id=self.camb_conn_id).settings.base_url}/tts-stream"
+            return f"{hook.settings.base_url}/tts-stream"
         except Exception:
             # Lineage must never fail a task: a run that keeps every file needs no connection.
             return None
