@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import pytest
 
@@ -214,6 +215,18 @@ def transfer_dag(dag_id: str, **operator_kwargs: Any) -> Any:
     from tests.airflow_support import one_task_dag
 
     return one_task_dag(dag_id, CambTTSToStorageOperator, "transfer", **operator_kwargs)
+
+
+def execute(operator: Any) -> tuple[Any, mock.MagicMock]:
+    """``operator.execute()`` with a mock task instance; ``(result, ti)``."""
+    ti = mock.MagicMock()
+    result = operator.execute({"ti": ti})
+    return result, ti
+
+
+def pushed(ti: mock.MagicMock) -> dict[str, Any]:
+    """``key -> value`` of every XCom the mock task instance was given."""
+    return {call.kwargs["key"]: call.kwargs["value"] for call in ti.xcom_push.call_args_list}
 
 
 def unique_dag_id(request: pytest.FixtureRequest) -> str:

@@ -16,18 +16,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_camb.transfers.camb_to_storage import CambTTSToStorageOperator
 from airflow_provider_camb.utils.xcom_keys import FILE_SIZES, MISSING_RUN_IDS
+from tests.transfers.conftest import execute, pushed
 
 MiB = 2**20
-
-
-def execute(operator: CambTTSToStorageOperator) -> tuple[Any, mock.MagicMock]:
-    ti = mock.MagicMock()
-    result = operator.execute({"ti": ti})  # type: ignore[arg-type]
-    return result, ti
-
-
-def pushed(ti: mock.MagicMock) -> dict[str, Any]:
-    return {call.kwargs["key"]: call.kwargs["value"] for call in ti.xcom_push.call_args_list}
 
 
 # -- construction --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from airflow_provider_camb.hooks.camb import CambHook
 from airflow_provider_camb.storage.naming import InvalidFilenameTemplateError
 from airflow_provider_camb.transfers.camb_to_storage import CambTTSToStorageOperator
 from airflow_provider_camb.utils.xcom_keys import FILE_SIZES, MISSING_RUN_IDS
-from tests.transfers.conftest import Backend, transfer_dag, unique_dag_id
+from tests.transfers.conftest import Backend, execute, pushed, transfer_dag, unique_dag_id
 
 #: ``result_urls`` field -> (the emulator's file name, its extension), per kind.
 FILES = {
@@ -36,16 +36,6 @@ PER_LANGUAGE_FILES = {
     for lang in (54, 76)
     for kind, ext in (("audio", "flac"), ("video", "mp4"))
 }
-
-
-def execute(operator: CambTTSToStorageOperator) -> tuple[Any, mock.MagicMock]:
-    ti = mock.MagicMock()
-    result = operator.execute({"ti": ti})  # type: ignore[arg-type]
-    return result, ti
-
-
-def pushed(ti: mock.MagicMock) -> dict[str, Any]:
-    return {call.kwargs["key"]: call.kwargs["value"] for call in ti.xcom_push.call_args_list}
 
 
 def served(emu, run_id: int, file: str) -> bytes:
